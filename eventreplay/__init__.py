@@ -1,0 +1,1 @@
+"""eventreplay: a RabbitMQ event archive with replay."""

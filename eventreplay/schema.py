@@ -1,0 +1,232 @@
+"""The shared schema: the event envelope and the prototype's e-commerce event models.
+
+The envelope (`event_id`, `event_type`, `timestamp`) is all the archive requires. The models of the
+13 known types check the fields an event carries: a field that is present must have the right type,
+but no field beyond the envelope is required, so the prototype's messages are accepted unchanged and
+extra fields are kept. Types the schema does not know are valid too: an archive must not drop
+tomorrow's events.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+EVENT_CATEGORIES: dict[str, str] = {
+    # event type -> routing key (the event's category, as the prototype routed them)
+    "UserRegistered": "user-auth",
+    "UserLoggedIn": "user-auth",
+    "UserLoggedOut": "user-auth",
+    "ProductViewed": "product-events",
+    "ProductReviewed": "product-events",
+    "ProductAddedToCart": "cart-events",
+    "ProductRemovedFromCart": "cart-events",
+    "ProductWishlistAdded": "wishlist-events",
+    "ProductWishlistRemoved": "wishlist-events",
+    "OrderPlaced": "order-events",
+    "OrderShipped": "order-events",
+    "OrderDelivered": "order-events",
+    "PaymentProcessed": "payment-events",
+}
+EVENT_TYPES: tuple[str, ...] = tuple(EVENT_CATEGORIES)
+DEFAULT_ROUTING_KEY = "misc-events"
+
+
+def routing_key_for(event_type: str) -> str:
+    return EVENT_CATEGORIES.get(event_type, DEFAULT_ROUTING_KEY)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A timestamp without offset is UTC (the prototype sent naive `utcnow()`)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+class EventEnvelope(BaseModel):
+    """What every archived message must carry."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    event_id: UUID
+    event_type: str = Field(min_length=1, max_length=200)
+    timestamp: datetime
+
+    @field_validator("event_type")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if value != value.strip() or not value.isprintable():
+            raise ValueError("event_type must be printable text without surrounding spaces")
+        return value
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return as_utc(value)
+
+
+class _Event(EventEnvelope):
+    pass
+
+
+class UserRegistered(_Event):
+    user_id: str | None = None
+    email: str | None = None
+    name: str | None = None
+    country: str | None = None
+
+
+class UserLoggedIn(_Event):
+    user_id: str | None = None
+    session_id: str | None = None
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+
+class UserLoggedOut(_Event):
+    user_id: str | None = None
+    session_id: str | None = None
+    session_duration_seconds: int | None = Field(None, ge=0)
+
+
+class ProductViewed(_Event):
+    user_id: str | None = None
+    product_id: str | None = None
+    product_name: str | None = None
+    category: str | None = None
+    price: Decimal | None = Field(None, ge=0)
+
+
+class ProductReviewed(_Event):
+    user_id: str | None = None
+    product_id: str | None = None
+    rating: int | None = Field(None, ge=1, le=5)
+    review_text: str | None = None
+
+
+class ProductAddedToCart(_Event):
+    user_id: str | None = None
+    product_id: str | None = None
+    quantity: int | None = Field(None, ge=1)
+    price: Decimal | None = Field(None, ge=0)
+
+
+class ProductRemovedFromCart(_Event):
+    user_id: str | None = None
+    product_id: str | None = None
+    quantity: int | None = Field(None, ge=1)
+
+
+class ProductWishlistAdded(_Event):
+    user_id: str | None = None
+    product_id: str | None = None
+
+
+class ProductWishlistRemoved(_Event):
+    user_id: str | None = None
+    product_id: str | None = None
+
+
+class OrderItem(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    product_id: str
+    quantity: int = Field(ge=1)
+    price: Decimal = Field(ge=0)
+
+
+class OrderPlaced(_Event):
+    order_id: str | None = None
+    user_id: str | None = None
+    items: list[OrderItem] | None = None
+    total_amount: Decimal | None = Field(None, ge=0)
+    currency: str | None = None
+    shipping_address: str | None = None
+
+
+class PaymentProcessed(_Event):
+    payment_id: str | None = None
+    order_id: str | None = None
+    user_id: str | None = None
+    amount: Decimal | None = Field(None, ge=0)
+    currency: str | None = None
+    payment_method: str | None = None
+    status: str | None = None
+
+
+class OrderShipped(_Event):
+    order_id: str | None = None
+    user_id: str | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
+
+
+class OrderDelivered(_Event):
+    order_id: str | None = None
+    user_id: str | None = None
+    delivered_at: datetime | None = None
+
+
+EVENT_MODELS: dict[str, type[EventEnvelope]] = {
+    model.__name__: model
+    for model in (
+        UserRegistered, UserLoggedIn, UserLoggedOut, ProductViewed, ProductReviewed, ProductAddedToCart,
+        ProductRemovedFromCart, ProductWishlistAdded, ProductWishlistRemoved, OrderPlaced,
+        PaymentProcessed, OrderShipped, OrderDelivered,
+    )
+}
+assert set(EVENT_MODELS) == set(EVENT_CATEGORIES)
+
+
+class InvalidEvent(ValueError):
+    """A message that cannot be archived; `reason` says why in one readable line."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEvent:
+    event_id: str
+    event_type: str
+    timestamp: datetime  # aware, UTC
+    payload: dict[str, Any]
+    known_type: bool
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors()[:5]:
+        where = ".".join(str(p) for p in item["loc"]) or "body"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_event(body: bytes) -> ParsedEvent:
+    """Validate a message body; raises InvalidEvent with the reason."""
+    try:
+        payload = json.loads(body)
+    except UnicodeDecodeError:
+        raise InvalidEvent("body is not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise InvalidEvent(f"body is not JSON ({error.msg} at char {error.pos})") from None
+    if not isinstance(payload, dict):
+        raise InvalidEvent(f"body is JSON {type(payload).__name__}, expected an object")
+    model = EVENT_MODELS.get(payload.get("event_type")) if isinstance(payload.get("event_type"), str) else None
+    try:
+        event = (model or EventEnvelope).model_validate(payload)
+    except ValidationError as error:
+        kind = f"{payload.get('event_type')} " if model else ""
+        raise InvalidEvent(f"invalid {kind}event: {_describe(error)}") from None
+    return ParsedEvent(
+        event_id=str(event.event_id),
+        event_type=event.event_type,
+        timestamp=event.timestamp,
+        payload=payload,
+        known_type=model is not None,
+    )
