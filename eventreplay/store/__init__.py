@@ -1,0 +1,16 @@
+"""The event store: one interface (base.py), one module per backend, chosen by EVENT_STORE_URL."""
+from eventreplay.store.base import (
+    EventQuery,
+    EventStore,
+    InvalidStoreURL,
+    NewEvent,
+    PersistenceError,
+    StoredEvent,
+    StoreUnavailable,
+)
+from eventreplay.store.factory import open_store
+
+__all__ = [
+    "EventQuery", "EventStore", "InvalidStoreURL", "NewEvent", "PersistenceError", "StoredEvent",
+    "StoreUnavailable", "open_store",
+]

@@ -1,0 +1,127 @@
+"""The EventStore interface every backend implements, and the one family of errors they raise.
+
+A backend stores archived events (the original body bytes plus what the broker told us about them)
+and gives each one a global position. Appends are idempotent by event_id. Reads stream: memory does
+not grow with the size of the result.
+"""
+from __future__ import annotations
+
+import abc
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterator, Mapping, Sequence
+
+
+class PersistenceError(Exception):
+    """Base of every error a store raises."""
+
+
+class StoreUnavailable(PersistenceError):
+    """The store cannot be reached now; the operation may succeed later."""
+
+
+class InvalidStoreURL(PersistenceError, ValueError):
+    """EVENT_STORE_URL names no backend we know, or is malformed."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event as the consumer received it, ready to be appended."""
+
+    event_id: str  # canonical UUID text
+    event_type: str
+    timestamp: datetime  # the event's own time, aware UTC
+    body: bytes  # the original message body, kept byte for byte
+    routing_key: str
+    exchange: str
+    received_at: datetime  # when the consumer received it, aware UTC
+    properties: Mapping[str, Any] = field(default_factory=dict)  # AMQP properties, JSON-able; headers inside
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    position: int  # global order across the whole store; strictly increasing with append order
+    event_id: str
+    event_type: str
+    timestamp: datetime
+    body: bytes
+    routing_key: str
+    exchange: str
+    received_at: datetime
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+    def payload(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """Which events to read. Every field narrows the result; results come in global order."""
+
+    event_types: tuple[str, ...] | None = None  # None = every type
+    since: datetime | None = None  # inclusive, on the event's own timestamp (aware)
+    until: datetime | None = None  # exclusive
+    after_position: int | None = None  # exclusive
+    limit: int | None = None
+    match: Mapping[str, Any] | None = None  # equality on top-level payload fields
+
+    def matches(self, event: StoredEvent | NewEvent) -> bool:
+        """The whole query except position and limit, evaluated in Python (for backends that cannot
+        filter some part server-side)."""
+        if self.event_types is not None and event.event_type not in self.event_types:
+            return False
+        if self.since is not None and event.timestamp < self.since:
+            return False
+        if self.until is not None and event.timestamp >= self.until:
+            return False
+        if self.match:
+            try:
+                payload = json.loads(event.body)
+            except ValueError:
+                return False
+            if not isinstance(payload, dict):
+                return False
+            for key, value in self.match.items():
+                if key not in payload or payload[key] != value:
+                    return False
+        return True
+
+
+class EventStore(abc.ABC):
+    """The archive. Implementations translate their driver's errors into PersistenceError."""
+
+    @abc.abstractmethod
+    def append(self, events: Sequence[NewEvent]) -> int:
+        """Store a batch durably (all or nothing) before returning. Events whose event_id is already
+        stored (or repeated within the batch) are skipped. Returns how many were new."""
+
+    @abc.abstractmethod
+    def read(self, query: EventQuery = EventQuery()) -> Iterator[StoredEvent]:
+        """Stream the matching events in global order."""
+
+    @abc.abstractmethod
+    def count(self, query: EventQuery = EventQuery()) -> int:
+        """How many events match (limit and after_position honoured)."""
+
+    @abc.abstractmethod
+    def counts_by_type(self) -> dict[str, int]:
+        """Every stored event type with its count."""
+
+    @abc.abstractmethod
+    def get(self, event_id: str) -> StoredEvent | None:
+        """One event by id, or None."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise StoreUnavailable with the reason if the store cannot serve now."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections; the store cannot be used afterwards."""
+
+    def __enter__(self) -> "EventStore":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
