@@ -1,0 +1,204 @@
+"""python -m services {start|stop|status|info|exec}
+
+start   RabbitMQ (and EventStoreDB) for this project:
+          - AMQP_URL points at another host: nothing to start, only checked;
+          - a Docker engine answers: `docker compose up -d --wait` (RabbitMQ + EventStoreDB);
+          - a broker already answers on AMQP_URL's port: used as it is, nothing started;
+          - else a private RabbitMQ node from the Debian package, data under RUN_DIR/rabbitmq/.
+        The choice goes to RUN_DIR/services.env (SERVICES_MODE, EVENT_STORE_URL, ...).
+        Force a mode with --mode docker|local or SERVICES_MODE=docker|local.
+stop    Stops only what start started (our node, or the compose services).
+status  What runs, and where.
+info    Where to look: UI, API docs, RabbitMQ management, the data.
+exec    exec -- CMD [ARGS...]: run CMD with the variables of RUN_DIR/services.env that the user did not
+        set (environment or .env), and API_/UI_ host and port resolved from the settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import docker, probe
+from .config import ESDB_DOCKER_URL, Config, clear_record, dotenv, load, read_record, write_record
+from .rabbitmq import LocalNode, ServiceError, say
+
+
+def _summary(cfg: Config, mode: str, store: str) -> None:
+    say(f"mode: {mode}")
+    say(f"  AMQP broker:          {cfg.display_amqp_url}")
+    if mode in ("local", "docker"):
+        say(f"  RabbitMQ management:  http://localhost:{cfg.management_port}  "
+            f"(user {cfg.amqp_user})")
+    say(f"  event store:          {store}")
+    if mode == "docker":
+        say("  EventStoreDB UI:      http://localhost:2113")
+    say(f"  recorded in           {cfg.services_env}")
+
+
+def start(cfg: Config, forced: str | None) -> int:
+    record = read_record(cfg)
+    node = LocalNode(cfg)
+
+    if not cfg.amqp_is_local and forced is None:
+        state, detail = probe.amqp(cfg.amqp_url)
+        if state != probe.UP:
+            say(f"AMQP_URL points at {cfg.amqp_host}:{cfg.amqp_port}, which does not accept our "
+                f"connection ({detail}). Nothing is started for a remote broker.")
+            return 1
+        say(f"AMQP_URL points at a remote broker ({detail}); nothing to start")
+        write_record(cfg, "external")
+        return 0
+
+    if forced != "docker" and node.running():
+        node.start()  # says so, and waits until it accepts AMQP
+        write_record(cfg, "local", EVENT_STORE_URL=cfg.sqlite_url)
+        _summary(cfg, "local", cfg.sqlite_url)
+        return 0
+
+    use_docker = forced == "docker" or (forced is None and docker.engine_answers())
+    if use_docker:
+        if forced == "docker" and not docker.engine_answers():
+            say("--mode docker, but no Docker engine answers (`docker info`)")
+            return 1
+        rc = docker.compose(cfg, "up", "-d", "--wait")
+        if rc != 0:
+            say(f"docker compose up failed (exit {rc})")
+            return rc
+        state, detail = probe.amqp(cfg.amqp_url)
+        if state != probe.UP:
+            say(f"warning: compose is up but {cfg.display_amqp_url} does not accept us yet ({detail})")
+        write_record(cfg, "docker", EVENT_STORE_URL=ESDB_DOCKER_URL, ESDB_URL=ESDB_DOCKER_URL)
+        _summary(cfg, "docker", ESDB_DOCKER_URL)
+        return 0
+
+    if probe.tcp_open("127.0.0.1" if cfg.amqp_host == "localhost" else cfg.amqp_host, cfg.amqp_port):
+        state, detail = probe.amqp(cfg.amqp_url)
+        if state == probe.UP:
+            say(f"a broker already accepts AMQP connections on {cfg.amqp_host}:{cfg.amqp_port} "
+                f"({detail}); using it, nothing started")
+            mode = record.get("SERVICES_MODE") if record.get("SERVICES_MODE") == "docker" else "existing"
+            store = record.get("EVENT_STORE_URL", cfg.sqlite_url) if mode == "docker" else cfg.sqlite_url
+            if mode == "docker":
+                write_record(cfg, mode, EVENT_STORE_URL=store, ESDB_URL=store)
+            else:
+                write_record(cfg, mode, EVENT_STORE_URL=store)
+            _summary(cfg, mode, store)
+            return 0
+        say(f"port {cfg.amqp_port} is taken, but not by a broker that accepts AMQP_URL "
+            f"({cfg.display_amqp_url}): {detail}\n"
+            f"  Stop that program, or choose another port in AMQP_URL.")
+        return 1
+
+    try:
+        node.start()
+    except ServiceError as exc:
+        say(f"error: {exc}")
+        return 1
+    write_record(cfg, "local", EVENT_STORE_URL=cfg.sqlite_url)
+    _summary(cfg, "local", cfg.sqlite_url)
+    return 0
+
+
+def stop(cfg: Config) -> int:
+    record = read_record(cfg)
+    mode = record.get("SERVICES_MODE", "")
+    node = LocalNode(cfg)
+    rc = 0
+    if mode == "docker":
+        if docker.engine_answers():
+            rc = docker.compose(cfg, "down")
+        else:
+            say("the services were started with Docker, but no Docker engine answers now")
+    stopped = node.stop()
+    if mode in ("existing", "external") and not stopped:
+        say("nothing to stop: start found a broker it had not started, and left it alone")
+    elif mode != "docker" and not stopped:
+        say("nothing to stop: no services of ours are running")
+    if rc == 0:
+        clear_record(cfg)
+    return rc
+
+
+def status(cfg: Config) -> int:
+    record = read_record(cfg)
+    node = LocalNode(cfg)
+    mode = record.get("SERVICES_MODE", "(not started)")
+    say(f"recorded mode: {mode}  ({cfg.services_env})")
+    if node.running():
+        say(f"our RabbitMQ node {node.name} runs (launcher pid {node.launcher_pid()}), "
+            f"data in {node.dir}")
+    state, detail = probe.amqp(cfg.amqp_url)
+    say(f"AMQP {cfg.display_amqp_url}: {state} ({detail})")
+    if record.get("EVENT_STORE_URL"):
+        say(f"event store for the run tasks: {record['EVENT_STORE_URL']}")
+    if mode == "docker" and docker.engine_answers():
+        docker.compose(cfg, "ps")
+    return 0 if state == probe.UP else 3
+
+
+def info(cfg: Config) -> int:
+    record = read_record(cfg)
+    store = os.environ.get("EVENT_STORE_URL") or dotenv().get("EVENT_STORE_URL") \
+        or record.get("EVENT_STORE_URL") or cfg.sqlite_url
+    print(f"""
+  Management UI        http://localhost:{cfg.ui_port}
+  Replay API docs      http://localhost:{cfg.api_port}/docs
+  RabbitMQ management  http://localhost:{cfg.management_port}  ({cfg.amqp_user}/{'guest' if cfg.amqp_password == 'guest' else '***'})
+  AMQP broker          {cfg.display_amqp_url}
+  Event store          {store}""" + ("""
+  EventStoreDB UI      http://localhost:2113""" if store.startswith("esdb") else "") + f"""
+  Logs and data        {cfg.run_dir}
+  Ctrl-C stops all processes started here; `./run stop_services` stops the broker.
+""", flush=True)
+    return 0
+
+
+def exec_(cfg: Config, argv: list[str]) -> int:
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        print("usage: python -m services exec -- CMD [ARGS...]", file=sys.stderr)
+        return 2
+    env_file = dotenv()
+    for key, value in read_record(cfg).items():
+        if key == "SERVICES_MODE" or key in os.environ:
+            continue
+        os.environ[key] = env_file.get(key, value)
+    for key, value in (("API_HOST", cfg.api_host), ("API_PORT", cfg.api_port),
+                       ("UI_HOST", cfg.ui_host), ("UI_PORT", cfg.ui_port)):
+        os.environ.setdefault(key, str(value))
+    sys.stdout.flush()
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        print(f"services exec: cannot run {argv[0]}: {exc}", file=sys.stderr)
+        return 127
+    return 0  # not reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "exec":
+        return exec_(load(), argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m services", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["start", "stop", "status", "info"])
+    parser.add_argument("--mode", choices=["docker", "local"], default=os.environ.get("SERVICES_MODE") or None,
+                        help="force Docker Compose or the private local node")
+    args = parser.parse_args(argv)
+    cfg = load()
+    try:
+        if args.command == "start":
+            return start(cfg, args.mode)
+        if args.command == "stop":
+            return stop(cfg)
+        if args.command == "status":
+            return status(cfg)
+        return info(cfg)
+    except ServiceError as exc:
+        say(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
