@@ -1,0 +1,180 @@
+"""The archive consumer: RabbitMQ queue -> event store, acked only once stored.
+
+One BlockingConnection, two channels: one consumes the archive queue (manual acks, prefetch), one
+publishes dead letters with confirms. Deliveries are triaged as they arrive and gathered in a Batch;
+a batch goes to the BatchWriter (a thread, so the next batch fills while this one is written) when
+full or old enough; once stored, its dead letters are published and confirmed, then everything up
+to its last delivery tag is acked with one multiple-ack.
+
+Failures never ack: when the broker goes away we reconnect (unacked messages come back); when the
+store fails we drop the connection so the broker redelivers, wait until the store answers, and
+start again. The store dedups by event_id, so redeliveries cost nothing but time.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timezone
+
+import pika
+
+from eventreplay.broker import CONNECTION_ERRORS, ArchiveTopology, ConfirmedPublisher, PublishFailed
+from eventreplay.ingest.batch import Batch
+from eventreplay.ingest.dead_letters import publish_dead_letters
+from eventreplay.ingest.stats import IngestStats
+from eventreplay.ingest.triage import triage
+from eventreplay.ingest.writer import BatchWriter
+from eventreplay.reconnect import Backoff, close_quietly, connect_until_stopped, describe_error
+from eventreplay.settings import Settings
+from eventreplay.store import EventStore, PersistenceError
+
+log = logging.getLogger("eventreplay.ingest")
+
+IDLE_POLL = 0.2  # seconds between looks at the stop flag while no batch is open
+SUMMARY_EVERY = 10.0  # seconds between INFO summaries
+
+
+class DeadLetterFailed(Exception):
+    """The dead-letter queue did not confirm; the batch is not acked."""
+
+
+class ArchiveConsumer:
+    def __init__(self, settings: Settings, store: EventStore, *, client_name: str = "eventreplay-consumer",
+                 summary_every: float = SUMMARY_EVERY):
+        self.settings, self.store = settings, store
+        self.topology = ArchiveTopology(settings.exchange, settings.archive_queue, settings.dead_letter_queue)
+        self.client_name, self.summary_every = client_name, summary_every
+        self.batch_size = settings.batch_size
+        self.max_latency = settings.batch_max_latency_ms / 1000
+        self.stats = IngestStats()
+        self.consuming = threading.Event()  # set while the consumer is attached to the queue
+        self._stop = threading.Event()
+        self._batch = Batch()  # filling
+        self._ready: list[Batch] = []  # full, to be handed to the writer (in delivery order)
+
+    def stop(self) -> None:
+        """Ask run() to store and ack the current batch and return. Safe from any thread or a signal
+        handler."""
+        self._stop.set()
+
+    # the outer loop: connect, consume, recover ---------------------------------------------------
+    def run(self) -> None:
+        backoff = Backoff()
+        log.info("archiving exchange %r through queue %r", self.topology.exchange, self.topology.queue)
+        while not self._stop.is_set():
+            connection = connect_until_stopped(
+                self.settings.amqp_url, client_name=self.client_name, stop=self._stop, backoff=backoff
+            )
+            if connection is None:
+                break
+            try:
+                self._consume(connection)
+            except CONNECTION_ERRORS as error:
+                delay = backoff.next_delay()
+                log.warning("lost the connection to RabbitMQ (%s); reconnecting in %.1f s",
+                            describe_error(error), delay)
+                self._stop.wait(delay)
+            except PersistenceError as error:
+                log.warning("the event store failed (%s); nothing of the batch is acked, RabbitMQ will "
+                            "redeliver it", describe_error(error))
+                close_quietly(connection)  # unacked messages go back to the queue now
+                self._wait_for_store(backoff)
+            except DeadLetterFailed as error:
+                delay = backoff.next_delay()
+                log.warning("%s; the batch is not acked, retrying in %.1f s", error, delay)
+                self._stop.wait(delay)
+            finally:
+                self.consuming.clear()
+                self._batch, self._ready = Batch(), []  # what was not acked will be redelivered
+                close_quietly(connection)
+        log.info("stopped: %s", self.stats.final())
+
+    def _wait_for_store(self, backoff: Backoff) -> None:
+        while not self._stop.is_set():
+            delay = backoff.next_delay()
+            if self._stop.wait(delay):
+                return
+            try:
+                self.store.ping()
+            except PersistenceError as error:
+                log.warning("the event store is still unavailable (%s); retrying", describe_error(error))
+            else:
+                log.info("the event store answers again; resuming")
+                return
+
+    # one connection's life -----------------------------------------------------------------------
+    def _consume(self, connection: pika.BlockingConnection) -> None:
+        channel = connection.channel()
+        self.topology.declare(channel)
+        channel.basic_qos(prefetch_count=self.settings.prefetch)
+        dead_letters = ConfirmedPublisher(connection)
+        # the writer's wake-up makes process_data_events return as soon as a batch is stored
+        writer = BatchWriter(self.store, wake=lambda: connection.add_callback_threadsafe(_nothing))
+        try:
+            consumer_tag = channel.basic_consume(self.topology.queue, self._on_message, auto_ack=False)
+            self.consuming.set()
+            log.info("consuming from %r (prefetch %d, batches of up to %d or %d ms)", self.topology.queue,
+                     self.settings.prefetch, self.batch_size, self.settings.batch_max_latency_ms)
+            while not self._stop.is_set():
+                filling = self._batch
+                wait = max(0.0, self.max_latency - filling.age()) if len(filling) else IDLE_POLL
+                connection.process_data_events(time_limit=wait)
+                self._hand_over(writer)
+                self._ack_stored(writer, channel, dead_letters)
+                self.stats.report_if_due(self.summary_every)
+            # Stopping: no new deliveries (pika requeues those it holds but has not handed to us),
+            # the batches in hand are stored and acked; anything else unacked returns to the queue.
+            channel.basic_cancel(consumer_tag)
+            self._hand_over(writer, everything=True)
+            while writer.pending:
+                connection.process_data_events(time_limit=IDLE_POLL)
+                self._ack_stored(writer, channel, dead_letters)
+        finally:
+            self.consuming.clear()
+            writer.close()
+
+    def _on_message(self, _channel, method, properties, body: bytes) -> None:
+        # pika hands over every delivery already read from the socket in one go, possibly more than
+        # a batch: full batches are set aside here and handed to the writer when pika returns.
+        if len(self._batch) >= self.batch_size:
+            self._ready.append(self._batch)
+            self._batch = Batch()
+        self._batch.add(method.delivery_tag, triage(method, properties, body, datetime.now(timezone.utc)))
+
+    def _hand_over(self, writer: BatchWriter, *, everything: bool = False) -> None:
+        """Give the writer the full batches, and the filling one if full, old enough, or stopping."""
+        filling = self._batch
+        if len(filling) and (everything or len(filling) >= self.batch_size or filling.age() >= self.max_latency):
+            self._ready.append(filling)
+            self._batch = Batch()
+        for batch in self._ready:
+            writer.submit(batch)
+        self._ready = []
+
+    def _ack_stored(self, writer: BatchWriter, channel, dead_letters: ConfirmedPublisher) -> None:
+        for batch, result in writer.results():
+            if isinstance(result, BaseException):
+                raise result  # run() drops the connection: nothing of this batch or later is acked
+            if batch.dead_letters:
+                try:
+                    publish_dead_letters(dead_letters, self.topology.dead_letter_queue, batch.dead_letters)
+                except (PublishFailed, TimeoutError) as error:
+                    raise DeadLetterFailed(f"the dead-letter queue did not take {len(batch.dead_letters)} "
+                                           f"messages ({error})") from error
+            channel.basic_ack(batch.last_tag, multiple=True)  # only now: stored (and dead letters confirmed)
+            self._count(batch, result)
+
+    def _count(self, batch: Batch, new: int) -> None:
+        stats = self.stats
+        stats.batches += 1
+        stats.stored += new
+        stats.duplicates += len(batch.events) - new
+        stats.dead_lettered += len(batch.dead_letters)
+        stats.replay_skipped += batch.replayed
+        log.debug("batch of %d: %d new, %d duplicates, %d dead-lettered, %d replays skipped; acked up to %d",
+                  len(batch), new, len(batch.events) - new, len(batch.dead_letters), batch.replayed,
+                  batch.last_tag)
+
+
+def _nothing() -> None:
+    pass

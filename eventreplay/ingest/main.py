@@ -1,0 +1,63 @@
+"""`python consumer.py`: open the store named by EVENT_STORE_URL and run the ArchiveConsumer until
+SIGTERM or Ctrl-C (which finish the current batch: stored and acked) -> exit code 0."""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+from eventreplay.ingest.consumer import ArchiveConsumer
+from eventreplay.logs import configure_logging
+from eventreplay.reconnect import Backoff, describe_error
+from eventreplay.settings import Settings, get_settings
+from eventreplay.store import EventStore, InvalidStoreURL, PersistenceError, StoreUnavailable, open_store
+
+log = logging.getLogger("eventreplay.ingest")
+
+EXIT_CONFIG = 2  # a setting is wrong: restarting will not help
+
+
+def main(settings: Settings | None = None) -> int:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    stop = threading.Event()
+    consumer: list[ArchiveConsumer] = []
+
+    def on_signal(signum, _frame) -> None:
+        log.info("%s received: finishing the current batch", signal.Signals(signum).name)
+        stop.set()
+        for running in consumer:
+            running.stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+
+    try:
+        store = _open_store(settings.event_store_url, stop)
+    except PersistenceError as error:
+        print(f"consumer: cannot use EVENT_STORE_URL: {describe_error(error)}", file=sys.stderr)
+        return EXIT_CONFIG
+    if store is None:  # stopped while waiting for the store
+        return 0
+    with store:
+        consumer.append(ArchiveConsumer(settings, store))
+        if stop.is_set():
+            return 0
+        consumer[0].run()
+    return 0
+
+
+def _open_store(url: str, stop: threading.Event) -> EventStore | None:
+    """The store, waiting while it is unavailable; a wrong URL raises at once."""
+    backoff = Backoff()
+    while not stop.is_set():
+        try:
+            return open_store(url)
+        except InvalidStoreURL:
+            raise
+        except StoreUnavailable as error:
+            delay = backoff.next_delay()
+            log.warning("the event store is not available (%s); retrying in %.1f s", describe_error(error), delay)
+            stop.wait(delay)
+    return None
