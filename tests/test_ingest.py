@@ -1,0 +1,163 @@
+"""The consumer against the real broker and each real store: simulator -> consumer -> store."""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+
+import pika
+import pytest
+
+from eventreplay.schema import parse_event
+from eventreplay.simulate import EventFactory
+from eventreplay.store import EventQuery, StoreUnavailable
+from tests.ingest_support import (
+    consumer_settings, delete_topology, drain, publish, publish_raw, queue_depth, running_consumer, wait_for,
+)
+
+
+@pytest.fixture
+def archive(amqp_url, names):
+    """The test's unique exchange and queues, removed afterwards."""
+    yield names
+    delete_topology(amqp_url, names)
+
+
+def stored_by_id(store) -> dict:
+    return {event.event_id: event for event in store.read(EventQuery())}
+
+
+def test_simulated_events_are_stored_exactly_once(amqp_url, store_url, store, archive):
+    events = EventFactory(seed=7).take(2000)
+    settings = consumer_settings(amqp_url, store_url, archive, batch_size=200)
+    with running_consumer(settings, store) as consumer:
+        publish(amqp_url, archive["exchange"], events)
+        publish(amqp_url, archive["exchange"], events[:150])  # a producer's resend: stored once
+        wait_for(lambda: consumer.stats.archived >= 2150, timeout=90, what="2,150 deliveries archived")
+
+    assert store.count() == 2000
+    stored = stored_by_id(store)
+    assert set(stored) == {event.event_id for event in events}
+    for event in events:
+        kept = stored[event.event_id]
+        assert kept.body == event.body  # byte for byte
+        assert kept.event_type == event.event_type
+        assert kept.routing_key == event.routing_key
+        assert kept.exchange == archive["exchange"]
+        assert kept.timestamp == parse_event(event.body).timestamp
+        assert kept.properties["message_id"] == event.event_id
+        assert kept.properties["type"] == event.event_type
+        assert kept.properties["delivery_mode"] == 2
+    assert consumer.stats.stored == 2000 and consumer.stats.duplicates == 150
+    assert queue_depth(amqp_url, archive["archive_queue"]) == 0
+
+
+def test_a_message_in_the_prototypes_format_is_stored(amqp_url, store_url, store, archive):
+    event_id = str(uuid.uuid4())
+    naive = datetime.utcnow()  # noqa: DTZ003 - exactly what the prototype sent
+    body = json.dumps({
+        "event_id": event_id, "event_type": "ProductViewed", "timestamp": naive.isoformat(),
+        "user_id": "user_17", "product_id": "prod_3",
+    }).encode()
+    with running_consumer(consumer_settings(amqp_url, store_url, archive), store):
+        publish_raw(amqp_url, archive["exchange"], [("product-events", body, None)])
+        kept = wait_for(lambda: store.get(event_id), timeout=30, what="the prototype's message stored")
+
+    assert kept.body == body
+    assert kept.event_type == "ProductViewed"
+    assert kept.routing_key == "product-events"
+    assert kept.timestamp == naive.replace(tzinfo=timezone.utc)
+
+
+def test_invalid_messages_go_to_the_dead_letter_queue_and_the_rest_is_stored(amqp_url, store_url, store, archive):
+    valid = EventFactory(seed=3).take(40)
+    order = json.dumps({
+        "event_id": str(uuid.uuid4()), "event_type": "OrderPlaced", "timestamp": "2024-05-01T12:00:00",
+        "order_id": "o-1", "total_amount": "lots",
+    }).encode()
+    unknown_type = json.dumps({
+        "event_id": str(uuid.uuid4()), "event_type": "GiftCardRedeemed", "timestamp": "2024-05-01T12:00:00Z",
+    }).encode()
+    invalid = [
+        ("order-events", b"this is not JSON {", "not JSON"),
+        ("user-auth", json.dumps({"event_id": str(uuid.uuid4()), "timestamp": "2024-05-01T12:00:00"}).encode(),
+         "event_type"),
+        ("order-events", order, "total_amount"),
+    ]
+    messages = [(e.routing_key, e.body, e.properties) for e in valid[:10]]
+    for n, (routing_key, body, _) in enumerate(invalid):
+        messages.append((routing_key, body, pika.BasicProperties(message_id=f"bad-{n}", headers={"origin": "test"})))
+        messages += [(e.routing_key, e.body, e.properties) for e in valid[10 * (n + 1):10 * (n + 2)]]
+    messages.append(("misc-events", unknown_type, None))
+
+    with running_consumer(consumer_settings(amqp_url, store_url, archive), store) as consumer:
+        publish_raw(amqp_url, archive["exchange"], messages)
+        wait_for(lambda: consumer.stats.archived >= 41 and consumer.stats.dead_lettered >= 3, timeout=30,
+                 what="41 events stored and 3 dead-lettered")
+
+    assert store.count() == 41
+    assert {e.event_id for e in store.read(EventQuery())} >= {e.event_id for e in valid}
+    assert store.counts_by_type().get("GiftCardRedeemed") == 1  # unknown types are archived
+    letters = drain(amqp_url, archive["dead_letter_queue"], expected=3)
+    assert len(letters) == 3
+    for (_method, properties, body), (routing_key, sent, reason_part) in zip(letters, invalid):
+        assert body == sent
+        headers = properties.headers
+        assert reason_part in headers["x-dead-letter-reason"]
+        assert headers["x-original-routing-key"] == routing_key
+        assert headers["x-original-exchange"] == archive["exchange"]
+        assert headers["origin"] == "test"  # the original headers are kept
+    assert [p.message_id for _m, p, _b in letters] == ["bad-0", "bad-1", "bad-2"]
+    assert queue_depth(amqp_url, archive["archive_queue"]) == 0
+
+
+def test_a_replayed_message_is_not_archived_again(amqp_url, store_url, store, archive):
+    replayed, after = EventFactory(seed=5).take(2)
+    marked = pika.BasicProperties(message_id=replayed.event_id, headers={"x-replay-id": "job-1"})
+    with running_consumer(consumer_settings(amqp_url, store_url, archive), store) as consumer:
+        publish_raw(amqp_url, archive["exchange"], [
+            (replayed.routing_key, replayed.body, marked), (after.routing_key, after.body, after.properties),
+        ])
+        wait_for(lambda: store.get(after.event_id), timeout=30, what="the message after the replay stored")
+        wait_for(lambda: consumer.stats.replay_skipped == 1, timeout=10, what="the replay counted")
+
+    assert store.get(replayed.event_id) is None
+    assert store.count() == 1
+    assert queue_depth(amqp_url, archive["archive_queue"]) == 0  # acked, not left behind
+
+
+class FlakyStore:
+    """A real store whose appends fail (StoreUnavailable) a given number of times first."""
+
+    def __init__(self, store, failures: int):
+        self.store, self.failures, self.attempts = store, failures, 0
+
+    def append(self, events):
+        self.attempts += 1
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("simulated outage")
+        return self.store.append(events)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def test_a_store_outage_acks_nothing_and_everything_is_stored_afterwards(amqp_url, tmp_path, names):
+    from eventreplay.store import open_store
+
+    store_url = f"sqlite:///{tmp_path / 'events.db'}"
+    events = EventFactory(seed=11).take(300)
+    try:
+        with open_store(store_url) as real:
+            flaky = FlakyStore(real, failures=2)
+            with running_consumer(consumer_settings(amqp_url, store_url, names, batch_size=50), flaky) as consumer:
+                publish(amqp_url, names["exchange"], events)
+                wait_for(lambda: real.count() == 300, timeout=60, what="all 300 stored after the outage")
+                wait_for(lambda: queue_depth(amqp_url, names["archive_queue"]) == 0, timeout=10,
+                         what="the queue to be empty")
+            assert flaky.attempts > 2
+            assert consumer.stats.stored == 300
+            assert {e.event_id for e in real.read(EventQuery())} == {e.event_id for e in events}
+    finally:
+        delete_topology(amqp_url, names)
