@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping, Sequence
 
 
@@ -65,6 +65,20 @@ class EventQuery:
     after_position: int | None = None  # exclusive
     limit: int | None = None
     match: Mapping[str, Any] | None = None  # equality on top-level payload fields
+
+    def __post_init__(self) -> None:
+        # Callers (API query strings, the prototype's habits) hand in naive datetimes meaning UTC and
+        # lists of types; normalising here keeps every backend's comparisons aware-vs-aware.
+        for name in ("since", "until"):
+            moment = getattr(self, name)
+            if moment is not None:
+                aware = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+                object.__setattr__(self, name, aware.astimezone(timezone.utc))
+        if self.event_types is not None and not isinstance(self.event_types, tuple):
+            types = (self.event_types,) if isinstance(self.event_types, str) else tuple(self.event_types)
+            object.__setattr__(self, "event_types", types)
+        if self.limit is not None and self.limit < 0:
+            raise ValueError("limit must be >= 0")
 
     def matches(self, event: StoredEvent | NewEvent) -> bool:
         """The whole query except position and limit, evaluated in Python (for backends that cannot
