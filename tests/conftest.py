@@ -64,7 +64,7 @@ def store_url_for(backend: str, tmp_path: Path, request) -> str:
     return with_stream_prefix(request.getfixturevalue("esdb_base_url"), unique("t") + "-")
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=[pytest.param(b, marks=[pytest.mark.esdb] if b == "esdb" else []) for b in BACKENDS])
 def store_url(request, tmp_path) -> str:
     """An empty store of each backend, as an EVENT_STORE_URL (for subprocesses and settings)."""
     return store_url_for(request.param, tmp_path, request)
