@@ -1,0 +1,241 @@
+"""The management UI in a real browser (Debian's chromium via Playwright) against the real system:
+RabbitMQ, a store filled by the consumer from simulated events, the Replay API, the UI.
+
+Each test saves screenshots of the pages it visits under `<--output>/screenshots/` (default
+test-results/screenshots/), at desktop width and at phone width (390 px) where it matters.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import pika
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.system import publish_simulated
+from tests.conftest import unique
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+JOB_URL = re.compile(r"/replays/([0-9a-f-]{36})$")
+
+
+def number(value: int) -> str:
+    return f"{value:,}".replace(",", "\u202f")
+
+
+@pytest.fixture
+def page(page: Page, system) -> Page:
+    """A desktop-sized page that fails the test on any script error or refused resource."""
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    # console errors: script errors and CSP refusals. A page answered 4xx on purpose (a refused
+    # form) is logged there too: resource failures are checked by type below instead.
+    page.on("console", lambda message: problems.append(f"console: {message.text}")
+            if message.type == "error" and not message.text.startswith("Failed to load resource") else None)
+    page.on("response", lambda response: problems.append(f"{response.status} for {response.url}")
+            if response.status >= 400 and response.request.resource_type != "document" else None)
+    page.set_viewport_size(DESKTOP)
+    page.set_default_timeout(15_000)
+    yield page
+    assert not problems, problems
+
+
+def shot(page: Page, folder, name: str, phone: bool = False) -> None:
+    if phone:
+        page.set_viewport_size(PHONE)
+        # nothing may stick out sideways at phone width
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], name
+    page.screenshot(path=folder / f"{name}.png", full_page=True)
+    if phone:
+        page.set_viewport_size(DESKTOP)
+
+
+def pika_channel(amqp_url: str):
+    return pika.BlockingConnection(pika.URLParameters(amqp_url)).channel()
+
+
+def queue_messages(amqp, queue: str) -> list[tuple]:
+    channel = amqp.channel()
+    messages = []
+    while True:
+        method, properties, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            break
+        messages.append((properties, body))
+    channel.queue_delete(queue)
+    channel.close()
+    return messages
+
+
+def test_overview_shows_the_archive_with_live_counts(page: Page, system, screenshots):
+    page.goto(system.ui + "/")
+    expect(page).to_have_title("Overview · Event Replay")
+    expect(page.locator("[data-total]")).to_have_text(number(sum(system.counts.values())))
+    expect(page.locator("[data-chart] li")).to_have_count(len(system.counts))
+    expect(page.locator("[data-ready]")).to_contain_text("store: ok")
+    expect(page.locator("[data-ready]")).to_contain_text("broker: ok")
+    biggest = max(system.counts, key=system.counts.get)
+    expect(page.locator("[data-chart] li").first).to_contain_text(biggest)
+    assert page.request.get(system.ui + "/favicon.ico").ok
+
+    # live: events the consumer archives now show up without a reload...
+    before = sum(system.counts.values())
+    publish_simulated(system.amqp_url, system.exchange, 20, seed=7, types=["UserLoggedOut"])
+    expect(page.locator("[data-total]")).to_have_text(number(before + 20), timeout=15_000)
+    system.counts["UserLoggedOut"] += 20
+    # ...and so does a replay started elsewhere, in "Recent replays", with its buttons
+    queue = unique("ui-recent")
+    response = httpx.post(f"{system.api}/replay", headers={"X-API-Key": system.api_key}, timeout=10, json={
+        "event_type": "OrderShipped", "limit": 3, "target_queue": queue, "create_queue": True})
+    assert response.status_code == 202, response.text
+    row = page.locator(f'tr.job[data-job-id="{response.json()["id"]}"]')
+    expect(row.locator('[data-field="state"]')).to_have_text("completed")
+    expect(row.locator('[data-field="progress_text"]')).to_have_text("3 of 3")
+    expect(row.get_by_role("link")).to_have_attribute("href", f"/replays/{response.json()['id']}")
+    shot(page, screenshots, "overview")
+    shot(page, screenshots, "overview-phone", phone=True)
+    channel = pika_channel(system.amqp_url)
+    channel.queue_delete(queue)
+    channel.connection.close()
+
+
+def test_field_errors_are_shown_beside_the_fields(page: Page, system, screenshots):
+    page.goto(system.ui + "/")
+    page.get_by_text("More options").click()
+    page.get_by_label("Limit").fill("0")
+    page.get_by_label("Rate (events/s)").fill("10")
+    page.get_by_label("Speed (× original spacing)").fill("2")
+    page.get_by_role("button", name="Start replay").click()
+    expect(page.locator("#event_type-error")).to_have_text("Choose an event type.")
+    expect(page.locator("#target_queue-error")).to_have_text("Enter the queue to replay into.")
+    expect(page.locator("#limit-error")).to_contain_text("at least 1")
+    expect(page.locator("#speed-error")).to_have_text("Use a rate or a speed, not both.")
+    expect(page.get_by_label("Limit")).to_have_attribute("aria-invalid", "true")
+    shot(page, screenshots, "replay-form-errors")
+    shot(page, screenshots, "replay-form-errors-phone", phone=True)
+
+
+def test_choose_a_type_preview_start_and_watch_it_complete(page: Page, system, screenshots, amqp):
+    event_type = "OrderPlaced"
+    expected = system.counts[event_type]
+    queue = unique("ui-browser")
+    page.goto(system.ui + "/")
+    page.get_by_label("Event type", exact=True).fill(event_type)
+    page.get_by_label("Target queue").fill(queue)
+    page.get_by_label("Create the queue if missing").check()
+
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("[data-preview-count]")).to_have_text(number(expected))
+    expect(page.locator(".preview tbody tr")).to_have_count(min(5, expected))
+    expect(page.get_by_label("Target queue")).to_have_value(queue)  # the form keeps what was typed
+    shot(page, screenshots, "replay-preview")
+
+    # paced so that the page shows it running, then watches it finish without a reload
+    page.get_by_text("More options").click()
+    page.get_by_label("Rate (events/s)").fill(str(max(1, expected // 3)))
+    page.get_by_role("button", name="Start replay").click()
+    expect(page).to_have_url(JOB_URL)
+    job_id = JOB_URL.search(page.url).group(1)
+    expect(page).to_have_title(f"Replay {job_id[:8]} · Event Replay")
+    detail = page.locator(".job-detail")
+    expect(detail.locator('[data-field="state"]')).to_have_text(re.compile("pending|running"))
+    page.wait_for_timeout(1500)
+    shot(page, screenshots, "replay-running")
+    expect(detail.locator('[data-field="state"]')).to_have_text("completed", timeout=30_000)
+    expect(detail.locator('[data-field="percent_text"]')).to_have_text("100%")
+    expect(detail.locator('progress[data-field="percent"]')).to_have_js_property("value", 100)
+    expect(detail.locator('[data-field="progress_text"]')).to_have_text(f"{number(expected)} of {number(expected)}")
+    expect(page.get_by_role("button", name="Cancel")).to_be_hidden()
+    shot(page, screenshots, "replay-completed")
+    shot(page, screenshots, "replay-completed-phone", phone=True)
+
+    messages = queue_messages(amqp, queue)
+    assert len(messages) == expected
+    assert {json.loads(body)["event_type"] for _, body in messages} == {event_type}
+    assert {props.headers["x-replay-id"] for props, _ in messages} == {job_id}
+
+    page.goto(system.ui + "/replays/")
+    expect(page).to_have_title("Replays · Event Replay")
+    row = page.locator(f'tr.job[data-job-id="{job_id}"]')
+    expect(row.locator('[data-field="state"]')).to_have_text("completed")
+    expect(row.locator('[data-field="percent_text"]')).to_have_text("100%")
+
+
+def test_cancel_a_long_replay_from_the_replays_page(page: Page, system, screenshots, amqp):
+    event_type = max(system.counts, key=system.counts.get)
+    queue = unique("ui-long")
+    page.goto(system.ui + "/")
+    page.get_by_label("Event type", exact=True).fill(event_type)
+    page.get_by_label("Target queue").fill(queue)
+    page.get_by_label("Create the queue if missing").check()
+    page.get_by_text("More options").click()
+    page.get_by_label("Rate (events/s)").fill("25")
+    page.get_by_role("button", name="Start replay").click()
+    expect(page).to_have_url(JOB_URL)
+    job_id = JOB_URL.search(page.url).group(1)
+    try:
+        page.goto(system.ui + "/replays/")
+        row = page.locator(f'tr.job[data-job-id="{job_id}"]')
+        expect(row.locator('[data-field="state"]')).to_have_text("running")
+        # the bar moves without a reload
+        expect(row.locator('[data-field="progress_text"]')).not_to_have_text(re.compile(r"^0 of"), timeout=10_000)
+        shot(page, screenshots, "replays-running")
+        row.get_by_role("button", name="Cancel").click()
+        expect(row.locator('[data-field="state"]')).to_have_text("cancelled", timeout=15_000)
+        expect(row.get_by_role("button", name="Resume")).to_be_visible()
+        expect(row.get_by_role("button", name="Cancel")).to_be_hidden()
+        job = httpx.get(f"{system.api}/replays/{job_id}", timeout=5).json()
+        assert job["state"] == "cancelled" and 0 < job["published"] < job["matched"]
+        shot(page, screenshots, "replays")
+        shot(page, screenshots, "replays-phone", phone=True)
+    finally:
+        httpx.post(f"{system.api}/replays/{job_id}/cancel", headers={"X-API-Key": system.api_key}, timeout=5)
+        channel = amqp.channel()
+        channel.queue_delete(queue)
+        channel.close()
+
+
+def test_a_form_posted_without_its_csrf_token_is_refused(page: Page, system, screenshots):
+    queue = unique("ui-csrf")
+    page.goto(system.ui + "/")
+    page.get_by_label("Event type", exact=True).fill("OrderPlaced")
+    page.get_by_label("Target queue").fill(queue)
+    page.get_by_label("Create the queue if missing").check()
+    page.locator("form.replay-form input[name=csrf_token]").evaluate("input => input.remove()")
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        page.get_by_role("button", name="Start replay").click()
+    assert posted.value.status == 400
+    expect(page).to_have_title("Form refused · Event Replay")
+    expect(page.locator("main")).to_contain_text("security token is missing")
+    jobs = httpx.get(f"{system.api}/replays", timeout=5).json()
+    assert not [job for job in jobs if job["request"].get("target_queue") == queue]
+    shot(page, screenshots, "csrf-refused")
+
+
+def test_browse_the_events_and_open_one(page: Page, system, screenshots):
+    page.goto(system.ui + "/events/")
+    expect(page).to_have_title("Events · Event Replay")
+    page.get_by_label("Event type").select_option("OrderPlaced")
+    page.get_by_label("Per page").select_option("25")
+    page.get_by_role("button", name="Search").click()
+    rows = page.locator("table.events tbody tr")
+    expect(rows).to_have_count(min(25, system.counts["OrderPlaced"]))
+    expect(rows.locator('[data-label="Type"]').first).to_have_text("OrderPlaced")
+    shot(page, screenshots, "events")
+    page.get_by_role("link", name="Next ›").click()
+    expect(page.locator("table.events caption")).to_contain_text("Page 2")
+    shot(page, screenshots, "events-phone", phone=True)
+
+    rows.first.locator("a").click()
+    expect(page).to_have_title(re.compile(r"^Event [0-9a-f]{8} · Event Replay$"))
+    body = page.get_by_label("Event body (JSON)")
+    expect(body).to_contain_text('"event_type": "OrderPlaced"')
+    expect(body).to_contain_text('\n  "event_id": ')  # pretty-printed
+    expect(page.locator("dl.facts")).to_contain_text("order-events")
+    shot(page, screenshots, "event-detail")
+    shot(page, screenshots, "event-detail-phone", phone=True)

@@ -1,0 +1,362 @@
+"""Route tests of the management UI with Flask's test client, against a running Replay API (a
+uvicorn subprocess over a seeded store, publishing to the test broker): no mocked API."""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import httpx
+import pytest
+
+from eventreplay.ui import create_app
+from tests.browser.system import SEED, seed_store, start_api, wait_for_job
+from tests.builders import new_event
+from tests.conftest import unique
+
+API_KEY = "route-test-key-" + uuid.uuid4().hex
+EVIL = '</pre><script>alert("x")</script>'
+
+
+@pytest.fixture(scope="module")
+def api(amqp_url, tmp_path_factory):
+    """The real Replay API over a seeded SQLite store, with an API key required."""
+    folder = tmp_path_factory.mktemp("ui-routes")
+    store_url = f"sqlite:///{folder / 'events.db'}"
+    evil = new_event("OrderPlaced", payload_extra={"note": EVIL})
+    seed_store(store_url, extra=[evil])
+    server = start_api(store_url, amqp_url, API_KEY, folder)
+    server.evil_event_id = evil.event_id
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app(api):
+    return create_app({"TESTING": True, "REPLAY_API_URL": api.url, "REPLAY_API_KEY": API_KEY})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def csrf_token(client, path="/") -> str:
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def api_headers():
+    return {"X-API-Key": API_KEY}
+
+
+def queue_depth(amqp, queue: str) -> int:
+    channel = amqp.channel()
+    try:
+        return channel.queue_declare(queue, passive=True).method.message_count
+    finally:
+        if channel.is_open:
+            channel.close()
+
+
+def delete_queue(amqp, queue: str) -> None:
+    channel = amqp.channel()
+    channel.queue_delete(queue)
+    channel.close()
+
+
+# -- overview and the replay form -----------------------------------------------------------------
+
+def test_overview_shows_counts_by_type_total_and_readiness(client):
+    response = client.get("/")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "<title>Overview · Event Replay</title>" in page
+    for event_type in SEED:
+        assert event_type in page
+    assert '<option value="ProductViewed" label="1\u202f500 stored">' in page  # the type picker shows counts
+    total = sum(SEED.values()) + 1
+    assert f"{total:,}".replace(",", "\u202f") in page
+    assert "<strong>store</strong>: ok" in page and "<strong>broker</strong>: ok" in page
+
+
+def test_overview_json_feeds_the_live_counts(client):
+    data = client.get("/overview.json").get_json()
+    counts = {row["event_type"]: row["count"] for row in data["chart"]}
+    assert counts["ProductViewed"] == SEED["ProductViewed"]
+    assert data["total"] == sum(SEED.values()) + 1
+    assert data["ready"] == {"store": "ok", "broker": "ok"}
+    assert data["error"] is None
+
+
+def test_prototype_form_post_starts_a_replay_into_the_queue(client, api, amqp):
+    queue = unique("ui-proto")
+    amqp.channel().queue_declare(queue, durable=True)
+    try:
+        token = csrf_token(client)
+        # exactly the prototype's two fields, plus the token
+        response = client.post("/", data={"event_type": "OrderShipped", "target_queue": queue, "csrf_token": token})
+        assert response.status_code == 302
+        job_id = re.fullmatch(r"/replays/([0-9a-f-]{36})", response.headers["Location"]).group(1)
+        job = wait_for_job(api.url, API_KEY, job_id)
+        assert job["state"] == "completed"
+        assert queue_depth(amqp, queue) == SEED["OrderShipped"]
+        page = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert "Replay started" in page  # the flash message
+        assert "completed" in page and '<strong data-field="percent_text">100%</strong>' in page
+    finally:
+        delete_queue(amqp, queue)
+
+
+def test_a_post_without_csrf_token_is_refused_with_a_readable_page(client, api):
+    before = len(httpx.get(f"{api.url}/replays", timeout=5).json())
+    response = client.post("/", data={"event_type": "OrderShipped", "target_queue": unique("q")})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "Form refused" in page and "security token" in page
+    assert "Traceback" not in page
+    assert len(httpx.get(f"{api.url}/replays", timeout=5).json()) == before  # nothing started
+
+
+def test_preview_shows_the_count_and_samples_and_publishes_nothing(client, api):
+    token = csrf_token(client)
+    before = len(httpx.get(f"{api.url}/replays", timeout=5).json())
+    response = client.post("/", data={"event_type": "PaymentProcessed", "limit": "7", "preview": "Preview",
+                                      "csrf_token": token})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200, page
+    assert re.search(r"<strong data-preview-count>7</strong> events would be replayed", page)
+    assert page.count("<td>PaymentProcessed</td>") == 5  # the API's up to 5 samples
+    assert len(httpx.get(f"{api.url}/replays", timeout=5).json()) == before
+
+
+def test_several_types_and_a_time_window_are_sent_to_the_api(client):
+    token = csrf_token(client)
+    response = client.post("/", data={
+        "event_types": ["OrderShipped", "UserRegistered"], "since": "2000-01-01T00:00", "until": "2999-01-01T00:00",
+        "preview": "Preview", "csrf_token": token,
+    })
+    page = response.get_data(as_text=True)
+    total = SEED["OrderShipped"] + SEED["UserRegistered"]
+    assert re.search(rf"<strong data-preview-count>{total}</strong> events would be replayed", page), page
+    response = client.post("/", data={"event_type": "OrderShipped", "since": "2999-01-01T00:00",
+                                      "preview": "Preview", "csrf_token": token})
+    assert "<strong data-preview-count>0</strong> events would be replayed" in response.get_data(as_text=True)
+
+
+def test_field_errors_are_shown_beside_the_fields(client):
+    token = csrf_token(client)
+    response = client.post("/", data={"event_type": "", "target_queue": "", "limit": "0", "rate": "5", "speed": "2",
+                                      "match": "{not json", "csrf_token": token})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    for field, message in [("event_type", "Choose an event type."), ("target_queue", "Enter the queue to replay into."),
+                           ("limit", "Number must be at least 1."), ("speed", "Use a rate or a speed, not both."),
+                           ("match", "Not valid JSON")]:
+        block = re.search(rf'<ul id="{field}-error" class="errors">(.*?)</ul>', page, re.S)
+        assert block and message in block.group(1), (field, page)
+        assert f'aria-describedby="{field}-help {field}-error"' in page or f'aria-describedby="{field}-error"' in page
+
+
+def test_a_missing_queue_is_explained_beside_the_queue_field(client):
+    token = csrf_token(client)
+    response = client.post("/", data={"event_type": "OrderShipped", "target_queue": unique("missing"),
+                                      "csrf_token": token})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 404
+    block = re.search(r'<ul id="target_queue-error" class="errors">(.*?)</ul>', page, re.S)
+    assert block and "Create the queue if missing" in block.group(1)
+
+
+def test_create_queue_declares_the_target(client, api, amqp):
+    queue = unique("ui-create")
+    token = csrf_token(client)
+    response = client.post("/", data={"event_type": "UserRegistered", "target_queue": queue, "create_queue": "y",
+                                      "csrf_token": token})
+    try:
+        assert response.status_code == 302
+        job = wait_for_job(api.url, API_KEY, response.headers["Location"].rsplit("/", 1)[1])
+        assert job["state"] == "completed" and job["published"] == SEED["UserRegistered"]
+        assert queue_depth(amqp, queue) == SEED["UserRegistered"]
+    finally:
+        delete_queue(amqp, queue)
+
+
+# -- replays ----------------------------------------------------------------------------------------
+
+def start_slow_replay(api, queue: str) -> str:
+    response = httpx.post(f"{api.url}/replay", headers=api_headers(), timeout=10, json={
+        "event_type": "ProductViewed", "target_queue": queue, "create_queue": True, "rate": 20})
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def test_replays_page_lists_jobs_and_status_json_has_progress(client, api, amqp):
+    queue = unique("ui-list")
+    job_id = start_slow_replay(api, queue)
+    try:
+        page = client.get("/replays/").get_data(as_text=True)
+        assert "<title>Replays · Event Replay</title>" in page
+        assert f'data-job-id="{job_id}"' in page
+        wait_for_job(api.url, API_KEY, job_id, states=("running",))
+        data = client.get("/replays/status.json").get_json()
+        job = next(j for j in data["jobs"] if j["id"] == job_id)
+        assert job["state"] == "running" and job["can_cancel"] and not job["can_resume"]
+        assert job["matched"] == SEED["ProductViewed"]
+        assert 0 <= job["percent"] < 100
+        detail = client.get(f"/replays/{job_id}.json").get_json()["job"]
+        assert detail["id"] == job_id
+    finally:
+        httpx.post(f"{api.url}/replays/{job_id}/cancel", headers=api_headers(), timeout=10)
+        wait_for_job(api.url, API_KEY, job_id)
+        delete_queue(amqp, queue)
+
+
+def test_cancel_and_resume_buttons_act_on_the_job(client, api, amqp):
+    queue = unique("ui-cancel")
+    job_id = start_slow_replay(api, queue)
+    try:
+        token = csrf_token(client, "/replays/")
+        response = client.post(f"/replays/{job_id}/cancel", data={"csrf_token": token, "next": f"/replays/{job_id}"})
+        assert response.status_code == 302 and response.headers["Location"] == f"/replays/{job_id}"
+        job = wait_for_job(api.url, API_KEY, job_id)
+        assert job["state"] == "cancelled"
+        # the fetch() path of the page's script answers JSON
+        response = client.post(f"/replays/{job_id}/resume", data={"csrf_token": token},
+                               headers={"Accept": "application/json"})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert response.get_json()["job"]["state"] in ("pending", "running")
+        response = client.post(f"/replays/{job_id}/cancel", data={"csrf_token": token},
+                               headers={"Accept": "application/json"})
+        assert response.get_json()["job"]["id"] == job_id
+        wait_for_job(api.url, API_KEY, job_id)
+        # cancelling an ended job: the API's 409 becomes a readable message, not an error page
+        response = client.post(f"/replays/{job_id}/cancel", data={"csrf_token": token}, follow_redirects=True)
+        assert response.status_code == 200
+        assert 'class="notice notice-error"' in response.get_data(as_text=True)
+    finally:
+        delete_queue(amqp, queue)
+
+
+def test_cancel_without_csrf_token_is_refused(client, api):
+    response = client.post(f"/replays/{uuid.uuid4()}/cancel")
+    assert response.status_code == 400 and "Form refused" in response.get_data(as_text=True)
+
+
+def test_unknown_job_is_a_readable_404(client):
+    response = client.get(f"/replays/{uuid.uuid4()}")
+    assert response.status_code == 404
+    assert "Not found" in response.get_data(as_text=True)
+
+
+# -- events -----------------------------------------------------------------------------------------
+
+def test_events_page_filters_by_type_and_pages_forwards_and_back(client):
+    first = client.get("/events/?event_type=OrderPlaced&limit=25")
+    page = first.get_data(as_text=True)
+    assert "<title>Events · Event Replay</title>" in page
+    assert page.count('<td data-label="Type">OrderPlaced</td>') == 25
+    next_link = re.search(r'<a class="button secondary small" href="([^"]+)" rel="next">', page).group(1).replace("&amp;", "&")
+    second = client.get(next_link).get_data(as_text=True)
+    assert "Page 2" in second
+    first_ids = set(re.findall(r"/events/([0-9a-f-]{36})", page))
+    second_ids = set(re.findall(r"/events/([0-9a-f-]{36})", second))
+    assert len(second_ids) == 25 and not first_ids & second_ids
+    previous = re.search(r'href="([^"]+)" rel="prev"', second).group(1).replace("&amp;", "&")
+    assert set(re.findall(r"/events/([0-9a-f-]{36})", client.get(previous).get_data(as_text=True))) == first_ids
+
+
+def test_events_time_window_narrows_the_result(client):
+    page = client.get("/events/?since=2999-01-01T00:00").get_data(as_text=True)
+    assert "No events match" in page
+
+
+def test_event_page_shows_pretty_json_and_metadata_escaped(client, api):
+    response = client.get(f"/events/{api.evil_event_id}")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert f"<title>Event {api.evil_event_id[:8]} · Event Replay</title>" in page
+    assert '  &#34;event_type&#34;: &#34;OrderPlaced&#34;,' in page  # pretty-printed, escaped
+    assert "<script>alert" not in page and "&lt;/pre&gt;&lt;script&gt;" in page
+    for label in ("Position", "Routing key", "Exchange", "Received", "AMQP properties"):
+        assert label in page
+    assert "order-events" in page
+
+
+def test_unknown_event_is_a_readable_404(client):
+    response = client.get(f"/events/{uuid.uuid4()}")
+    assert response.status_code == 404 and "Traceback" not in response.get_data(as_text=True)
+
+
+def test_free_text_is_echoed_escaped(client):
+    token = csrf_token(client)
+    page = client.post("/", data={"event_type": EVIL, "preview": "Preview", "csrf_token": token}).get_data(as_text=True)
+    assert "<script>alert" not in page
+    assert "&lt;/pre&gt;&lt;script&gt;" in page
+
+
+# -- safety -----------------------------------------------------------------------------------------
+
+def test_the_api_key_never_reaches_the_browser(app, client, api):
+    assert API_KEY not in repr(dict(app.config))  # templates can read app.config: it is not there
+    job_id = httpx.get(f"{api.url}/replays", timeout=5).json()[0]["id"]
+    event_id = api.evil_event_id
+    for path in ("/", "/overview.json", "/replays/", "/replays/status.json", f"/replays/{job_id}",
+                 f"/replays/{job_id}.json", "/events/", f"/events/{event_id}", "/static/app.js"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert API_KEY not in response.get_data(as_text=True), path
+        assert API_KEY not in json.dumps(dict(response.headers)), path
+
+
+def test_pages_forbid_foreign_origins_and_inline_script(client):
+    policy = client.get("/").headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "script-src 'self'" in policy
+
+
+def test_static_assets_and_favicons_are_served_by_the_app(client):
+    page = client.get("/").get_data(as_text=True)
+    assert "http://" not in re.sub(r"<footer.*</footer>", "", page, flags=re.S)  # no CDN, no external font
+    assert "https://" not in page
+    for path in ("/static/style.css", "/static/app.js", "/static/favicon.svg", "/static/favicon.ico"):
+        assert client.get(path).status_code == 200, path
+
+
+def test_an_unreachable_api_is_a_readable_message(unused_url):
+    app = create_app({"TESTING": True, "REPLAY_API_URL": unused_url, "REPLAY_API_KEY": API_KEY})
+    client = app.test_client()
+    page = client.get("/").get_data(as_text=True)
+    assert "unreachable" in page and "Traceback" not in page
+    response = client.get("/replays/")
+    assert response.status_code == 502 and "unreachable" in response.get_data(as_text=True)
+    assert client.get("/replays/status.json").get_json()["error"]
+    response = client.get(f"/events/{uuid.uuid4()}")
+    assert response.status_code == 502 and "unreachable" in response.get_data(as_text=True)
+    token = csrf_token(client)
+    response = client.post("/", data={"event_type": "OrderPlaced", "target_queue": "q", "csrf_token": token})
+    assert response.status_code == 502 and "unreachable" in response.get_data(as_text=True)
+
+
+def test_a_wrong_api_key_is_explained(api):
+    client = create_app({"TESTING": True, "REPLAY_API_URL": api.url, "REPLAY_API_KEY": "wrong"}).test_client()
+    token = csrf_token(client)
+    response = client.post("/", data={"event_type": "OrderPlaced", "target_queue": "q", "csrf_token": token})
+    assert "API key" in response.get_data(as_text=True)
+
+
+@pytest.fixture
+def unused_url():
+    from tests.browser.system import free_port
+
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def test_the_ui_binds_localhost_by_default(monkeypatch):
+    from eventreplay.settings import Settings
+
+    monkeypatch.delenv("UI_HOST", raising=False)
+    monkeypatch.delenv("UI_PORT", raising=False)
+    settings = Settings(_env_file=None)
+    assert (settings.ui_host, settings.ui_port) == ("127.0.0.1", 5000)
