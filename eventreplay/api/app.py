@@ -1,0 +1,48 @@
+"""The app factory: `create_app(settings)` wires the routers, the error handlers and the services
+(opened at startup, closed at shutdown)."""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from eventreplay.api import errors
+from eventreplay.api.routers import events, ops, replays
+from eventreplay.api.services import Services
+from eventreplay.settings import Settings, get_settings
+
+DESCRIPTION = """
+Replays archived RabbitMQ events: filtered (types, time window, payload fields), paced (rate or
+original speed), with publisher confirms, as jobs you can watch, cancel and resume. Also browses the
+archive. Errors are JSON `{"detail": "..."}`. When the server has `REPLAY_API_KEY` set, the POST
+endpoints need it in the `X-API-Key` header.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        services = Services(settings)
+        app.state.services = services
+        await run_in_threadpool(services.open)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(services.close)
+
+    app = FastAPI(
+        title="eventreplay Replay API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(replays.router)
+    app.include_router(events.router)
+    app.include_router(ops.router)
+    return app

@@ -1,0 +1,216 @@
+"""Request and response models of the API (docs/api.md). Requests are validated domain specs;
+responses are built from the domain objects and never expose more than the contract says."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from eventreplay.replay.jobs import JobState, ReplayJob
+from eventreplay.replay.spec import ReplaySpec
+from eventreplay.store.base import StoredEvent
+
+EXAMPLE_JOB_ID = "0b7c6a57-5f43-4f0e-9a4c-3f8e2f3c1d2e"
+
+
+class ReplayRequest(ReplaySpec):
+    """Body of `POST /replay`. Exactly one of `target_queue` / `target_exchange` (except with
+    `dry_run`); no event type at all replays every type."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"event_type": "OrderPlaced", "target_queue": "replayed"},
+                {
+                    "event_types": ["OrderPlaced", "PaymentProcessed", "OrderShipped"],
+                    "match": {"order_id": "ORD-1234"},
+                    "since": "2024-05-01T00:00:00Z",
+                    "until": "2024-05-02T00:00:00Z",
+                    "target_queue": "order-rebuild",
+                    "create_queue": True,
+                    "rate": 500,
+                },
+                {"event_type": "UserRegistered", "target_exchange": "ecommerce-exchange", "speed": 60},
+                {"event_type": "OrderPlaced", "limit": 10, "dry_run": True},
+            ]
+        },
+    )
+
+
+REPLAY_REQUEST_EXAMPLES = {
+    "prototype": {
+        "summary": "The prototype's request",
+        "value": {"event_type": "OrderPlaced", "target_queue": "replayed"},
+    },
+    "one order": {
+        "summary": "One order's whole history, paced, into a new queue",
+        "value": {
+            "match": {"order_id": "ORD-1234"},
+            "target_queue": "order-rebuild",
+            "create_queue": True,
+            "rate": 500,
+        },
+    },
+    "time window to exchange": {
+        "summary": "A day of orders back into the original exchange, a minute per second",
+        "value": {
+            "event_types": ["OrderPlaced", "PaymentProcessed"],
+            "since": "2024-05-01T00:00:00Z",
+            "until": "2024-05-02T00:00:00Z",
+            "target_exchange": "ecommerce-exchange",
+            "speed": 60,
+        },
+    },
+    "dry run": {
+        "summary": "Count and samples only",
+        "value": {"event_type": "OrderPlaced", "limit": 10, "dry_run": True},
+    },
+}
+
+
+class ReplayJobOut(BaseModel):
+    """A replay job. Counts and positions are of events confirmed by the broker; `digest` is
+    SHA-256 over the bodies of the confirmed events, in order."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": EXAMPLE_JOB_ID, "state": "completed",
+                    "request": {"event_type": "OrderPlaced", "target_queue": "replayed"},
+                    "target": "queue 'replayed'", "matched": 120, "published": 120, "confirmed": 120,
+                    "first_position": 3, "last_position": 1198,
+                    "last_event_timestamp": "2024-05-01T12:00:00Z",
+                    "created_at": "2024-05-02T09:00:00Z", "started_at": "2024-05-02T09:00:00.01Z",
+                    "ended_at": "2024-05-02T09:00:00.2Z", "error": None,
+                    "digest": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "runs": 1,
+                }
+            ]
+        }
+    )
+
+    id: str
+    state: JobState
+    request: dict[str, Any] = Field(description="The request, as validated (unset fields left out).")
+    target: str = Field(description="Where the events go, in words.")
+    matched: int = Field(description="Matching events (respecting `limit`), known once the job started.")
+    published: int
+    confirmed: int
+    first_position: int | None
+    last_position: int | None = Field(description="Position of the last confirmed event: a resume continues after it.")
+    last_event_timestamp: datetime | None = Field(description="Timestamp of the last confirmed event.")
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    error: str | None
+    digest: str
+    runs: int = Field(description="How many times the job was started (1 + resumes).")
+
+    @classmethod
+    def of(cls, job: ReplayJob) -> "ReplayJobOut":
+        data = job.model_dump()
+        data["request"] = job.request.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+        return cls.model_validate(data)
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "position": 17, "event_id": "5c1f0a52-3f0b-4a57-9b3e-2d8c4b1f6a10",
+                    "event_type": "OrderPlaced", "timestamp": "2024-05-01T12:00:00Z",
+                    "routing_key": "order-events", "exchange": "ecommerce-exchange",
+                    "received_at": "2024-05-01T12:00:00.003Z",
+                    "properties": {"message_id": "5c1f0a52-3f0b-4a57-9b3e-2d8c4b1f6a10", "type": "OrderPlaced",
+                                   "content_type": "application/json", "delivery_mode": 2},
+                    "body": {"event_id": "5c1f0a52-3f0b-4a57-9b3e-2d8c4b1f6a10", "event_type": "OrderPlaced",
+                             "timestamp": "2024-05-01T12:00:00", "order_id": "ORD-1234"},
+                }
+            ]
+        }
+    )
+
+    position: int
+    event_id: str
+    event_type: str
+    timestamp: datetime
+    routing_key: str
+    exchange: str
+    received_at: datetime
+    properties: dict[str, Any]
+    body: Any = Field(description="The event's JSON object (text if the stored body is not JSON).")
+
+    @classmethod
+    def of(cls, event: StoredEvent) -> "EventOut":
+        try:
+            body: Any = json.loads(event.body)
+        except ValueError:
+            body = event.body.decode("utf-8", errors="replace")
+        return cls(
+            position=event.position, event_id=event.event_id, event_type=event.event_type,
+            timestamp=event.timestamp, routing_key=event.routing_key, exchange=event.exchange,
+            received_at=event.received_at, properties=dict(event.properties), body=body,
+        )
+
+
+class DryRunResult(BaseModel):
+    dry_run: bool = True
+    matched: int = Field(description="Matching events (respecting `limit`).")
+    samples: list[EventOut] = Field(description="Up to 5 of them, the first in store order.")
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_after: int | None = Field(description="Pass as `after` for the next page; null on the last page.")
+
+
+class EventTypeCount(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"event_type": "OrderPlaced", "count": 12}]})
+    event_type: str
+    count: int
+
+
+class Health(BaseModel):
+    status: str = "ok"
+
+
+class Readiness(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"store": "ok", "broker": "ok"},
+                                        {"store": "ok", "broker": "unreachable: ConnectionRefusedError"}]}
+    )
+    store: str
+    broker: str
+
+
+class ErrorOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "no replay job 'x'"}]})
+    detail: str
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ValidationErrorOut(BaseModel):
+    detail: str
+    errors: list[FieldError]
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    meaning = {
+        401: "Missing or wrong X-API-Key (only when REPLAY_API_KEY is set)",
+        404: "Unknown id, queue or exchange",
+        409: "The job is in the wrong state",
+        422: "Invalid input",
+        503: "The event store or the broker is unavailable",
+    }
+    return {
+        code: {"model": ValidationErrorOut if code == 422 else ErrorOut, "description": meaning[code]}
+        for code in codes
+    }

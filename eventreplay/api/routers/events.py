@@ -1,0 +1,82 @@
+"""Browsing the archive: event types with counts, events page by page, one event."""
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from itertools import islice
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.exceptions import RequestValidationError
+
+from eventreplay.api.deps import StoreDep
+from eventreplay.api.models import EventOut, EventPage, EventTypeCount, error_responses
+from eventreplay.schema import as_utc
+from eventreplay.store.base import EventQuery
+
+router = APIRouter(tags=["events"])
+
+MAX_POSITION = 2**63 - 1
+
+
+def _invalid(field: str, message: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("query", field), "msg": message, "type": "value_error"}])
+
+
+def _match(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise _invalid("match", "must be a JSON object, e.g. {\"order_id\": \"o-1\"}") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(v, (str, int, float, bool)) or v is None for v in value.values()
+    ):
+        raise _invalid("match", "must be a JSON object of field names to scalar values")
+    return value or None
+
+
+@router.get("/event-types", response_model=list[EventTypeCount], summary="Stored event types with counts",
+            responses=error_responses(503))
+def event_types(store: StoreDep):
+    return [EventTypeCount(event_type=t, count=c) for t, c in sorted(store.counts_by_type().items())]
+
+
+@router.get("/events", response_model=EventPage, summary="Stored events in global order, page by page",
+            responses=error_responses(422, 503))
+def list_events(
+    store: StoreDep,
+    event_type: Annotated[list[str] | None, Query(description="Only these types (repeat the parameter).")] = None,
+    since: Annotated[datetime | None, Query(description="timestamp >= since (ISO 8601; naive = UTC)")] = None,
+    until: Annotated[datetime | None, Query(description="timestamp < until")] = None,
+    match: Annotated[str | None, Query(description="JSON object: equality on top-level payload fields",
+                                       examples=['{"order_id": "ORD-1234"}'])] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_POSITION, description="Cursor: events after this position.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+):
+    since = as_utc(since) if since else None
+    until = as_utc(until) if until else None
+    if since is not None and until is not None and since >= until:
+        raise _invalid("until", "since must be earlier than until")
+    query = EventQuery(
+        event_types=tuple(event_type) if event_type else None, since=since, until=until,
+        after_position=after, limit=limit, match=_match(match),
+    )
+    items = [EventOut.of(event) for event in islice(store.read(query), limit)]
+    next_after = items[-1].position if len(items) == limit else None
+    return EventPage(items=items, next_after=next_after)
+
+
+@router.get("/events/{event_id}", response_model=EventOut, summary="One stored event by its event_id",
+            responses=error_responses(404, 503))
+def get_event(event_id: str, store: StoreDep):
+    try:
+        canonical = str(uuid.UUID(event_id))
+    except ValueError:
+        raise HTTPException(404, f"no event {event_id!r}") from None
+    event = store.get(canonical)
+    if event is None:
+        raise HTTPException(404, f"no event {event_id!r}")
+    return EventOut.of(event)
