@@ -1,0 +1,95 @@
+"""Browsing and operations endpoints, every store backend."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+
+from eventreplay.api import create_app
+from tests.replay_support import (  # noqa: F401 - fixtures
+    BASE_TIME, api, api_settings, api_store, make_event, seed, target_queue,
+)
+
+
+def test_event_types_events_pages_and_one_event(api, api_store):
+    events = seed(api_store, [make_event(t, at=BASE_TIME + timedelta(minutes=i), order_id=f"o{i % 3}")
+                              for i, t in enumerate(["OrderPlaced", "UserLoggedIn", "OrderPlaced",
+                                                     "PaymentProcessed", "OrderPlaced", "UserLoggedIn", "OrderPlaced"])])
+    assert api.get("/event-types").json() == [
+        {"event_type": "OrderPlaced", "count": 4}, {"event_type": "PaymentProcessed", "count": 1},
+        {"event_type": "UserLoggedIn", "count": 2},
+    ]
+    # pages of 2 over every event, in global order
+    seen, after = [], None
+    for _ in range(10):
+        page = api.get("/events", params={"limit": 2, **({"after": after} if after is not None else {})}).json()
+        seen += page["items"]
+        after = page["next_after"]
+        if after is None:
+            break
+    assert [e["event_id"] for e in seen] == [e.event_id for e in events]
+    positions = [e["position"] for e in seen]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+
+    page = api.get("/events", params=[("event_type", "OrderPlaced"), ("event_type", "PaymentProcessed"),
+                                      ("since", (BASE_TIME + timedelta(minutes=1)).isoformat()),
+                                      ("until", "2024-05-01T12:05:00")]).json()
+    wanted = [e for e in events if e.event_type in ("OrderPlaced", "PaymentProcessed")
+              and BASE_TIME + timedelta(minutes=1) <= e.timestamp < BASE_TIME + timedelta(minutes=5)]
+    assert [e["event_id"] for e in page["items"]] == [e.event_id for e in wanted] and page["next_after"] is None
+
+    page = api.get("/events", params={"match": '{"order_id": "o1"}'}).json()
+    assert {e["body"]["order_id"] for e in page["items"]} == {"o1"} and len(page["items"]) == 2
+
+    one = api.get(f"/events/{events[0].event_id}").json()
+    assert one["event_id"] == events[0].event_id and one["routing_key"] == "order-events"
+    assert one["body"]["event_type"] == "OrderPlaced" and one["properties"]["message_id"] == events[0].event_id
+    assert one["exchange"] == "ecommerce-exchange"
+
+
+def test_browse_errors_are_json(api):
+    for path in ("/events/not-an-id", "/events/6f1c1a8e-2d7a-4c55-8d0e-1b2b3c4d5e6f", "/nowhere"):
+        response = api.get(path)
+        assert response.status_code == 404 and "detail" in response.json()
+    for params in ({"limit": 0}, {"since": "2024-01-02", "until": "2024-01-01"}, {"match": "[1]"},
+                   {"after": -1}, {"since": "soon"}):
+        response = api.get("/events", params=params)
+        assert response.status_code == 422 and response.json()["errors"], (params, response.text)
+
+
+def test_health_ready_metrics(api, api_store, target_queue):
+    assert api.get("/health").json() == {"status": "ok"}
+    assert api.get("/ready").json() == {"store": "ok", "broker": "ok"}
+    seed(api_store, [make_event("OrderPlaced") for _ in range(3)])
+    assert api.post("/replay?wait=true", json={"event_type": "OrderPlaced", "target_queue": target_queue}
+                    ).json()["confirmed"] == 3
+    text = api.get("/metrics").text
+    assert "eventreplay_events_replayed_total 3.0" in text
+    assert 'eventreplay_replay_jobs{state="completed"} 1.0' in text
+    assert "eventreplay_publish_confirm_seconds_bucket" in text
+
+
+def test_ready_reports_a_broker_that_is_down(store_url, amqp_url):
+    app = create_app(api_settings(store_url, "amqp://guest:guest@127.0.0.1:1/%2F"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/ready")
+        assert response.status_code == 503
+        assert response.json()["store"] == "ok" and response.json()["broker"].startswith("unreachable")
+        response = client.post("/replay", json={"event_type": "OrderPlaced", "target_queue": "q"})
+        assert response.status_code == 503 and response.json()["detail"].startswith("broker unavailable")
+
+
+def test_api_key_required_on_mutating_endpoints(store_url, amqp_url, target_queue):
+    app = create_app(api_settings(store_url, amqp_url, replay_api_key="s3cret"))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        body = {"event_type": "OrderPlaced", "target_queue": target_queue}
+        for headers in ({}, {"X-API-Key": "wrong"}):
+            response = client.post("/replay", json=body, headers=headers)
+            assert response.status_code == 401 and response.json()["detail"], response.text
+        missing = "6f1c1a8e-2d7a-4c55-8d0e-1b2b3c4d5e6f"
+        assert client.post(f"/replays/{missing}/cancel").status_code == 401
+        assert client.post(f"/replays/{missing}/resume").status_code == 401
+        response = client.post("/replay?wait=true", json=body, headers={"X-API-Key": "s3cret"})
+        assert response.status_code == 202 and response.json()["state"] == "completed", response.text
+        # reading needs no key
+        assert client.get("/replays").status_code == 200 and client.get("/event-types").status_code == 200
