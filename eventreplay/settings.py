@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     prefetch: int = Field(2000, ge=1, le=65_535, description="unacked messages the consumer may hold")
     log_level: str = "INFO"
 
+    replay_queue: str = Field(
+        "replayed", description="durable queue the Replay API declares at startup as a ready replay target"
+    )
     replay_api_url: str = "http://127.0.0.1:8000"
     replay_api_key: SecretStr | None = None
     api_host: str = "127.0.0.1"

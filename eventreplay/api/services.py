@@ -33,6 +33,12 @@ class Services:
             self.engine()
         except PersistenceError as error:
             log.warning("the event store is not available yet (%s); will retry on use", error)
+        if self.settings.replay_queue:
+            # A ready target, so a first replay works without create_queue (as the README's curl).
+            try:
+                self.broker.declare_queue(self.settings.replay_queue)
+            except Exception as error:  # noqa: BLE001 - the API serves without it; /ready tells
+                log.warning("could not declare the replay queue %r (%s)", self.settings.replay_queue, error)
 
     def engine(self) -> ReplayEngine:
         """The engine (opening the store and the job repository first if needed)."""

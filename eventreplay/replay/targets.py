@@ -105,6 +105,17 @@ class BrokerAdmin:
     def ensure_target(self, spec: ReplaySpec) -> None:
         self._run(lambda connection: ensure_target(connection, spec))
 
+    def declare_queue(self, name: str) -> None:
+        def declare(connection: pika.BlockingConnection) -> None:
+            channel = connection.channel()
+            try:
+                channel.queue_declare(name, durable=True)
+            finally:
+                if channel.is_open:
+                    channel.close()
+
+        self._run(declare)
+
     def close(self) -> None:
         with self._lock:
             self._drop()
