@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from eventreplay.api import errors
 from eventreplay.api.routers import events, ops, replays
 from eventreplay.api.services import Services
+from eventreplay.logs import configure_logging
 from eventreplay.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -23,7 +24,8 @@ endpoints need it in the `X-API-Key` header.
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not logging.getLogger().handlers:  # under uvicorn; a test runner keeps its own handlers
+        configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -37,6 +37,9 @@ def _field(loc: tuple | list) -> str:
 
 
 def _message(error: dict) -> str:
+    if error.get("type") == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "")
+        return f"the request body is not valid JSON ({reason})" if reason else "the request body is not valid JSON"
     message = str(error.get("msg", "invalid value"))
     return message.removeprefix("Value error, ")
 
@@ -46,7 +49,10 @@ def _json(status: int, detail: str, **extra) -> JSONResponse:
 
 
 async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = [{"field": _field(e.get("loc", ())), "message": _message(e)} for e in exc.errors()]
+    errors = [
+        {"field": "body" if e.get("type") == "json_invalid" else _field(e.get("loc", ())), "message": _message(e)}
+        for e in exc.errors()
+    ]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]) or "invalid request"
     return _json(422, f"invalid request: {summary}", errors=errors)
 
