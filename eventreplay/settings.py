@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +52,29 @@ class Settings(BaseSettings):
         return None if value in ("", None) else value
 
 
+class InvalidSettings(SystemExit):
+    """Settings that cannot be used. A SystemExit, so that an entry point ends with this one
+    readable message (exit code 2) rather than a traceback."""
+
+    def __init__(self, error: ValidationError):
+        lines = []
+        for item in error.errors():
+            name = ".".join(str(part) for part in item["loc"]).upper() or "settings"
+            lines.append(f"  {name}={item.get('input')!r}: {item['msg']}")
+        self.message = "invalid settings (environment or .env):\n" + "\n".join(lines)
+        super().__init__(2)
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as error:
+        import sys
+
+        invalid = InvalidSettings(error)
+        print(invalid.message, file=sys.stderr)
+        raise invalid from None
