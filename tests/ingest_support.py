@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterator
 import pika
 import pika.exceptions
 
+from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests
 from eventreplay.broker import ConfirmedPublisher
 from eventreplay.ingest import ArchiveConsumer
 from eventreplay.settings import Settings
@@ -24,15 +25,6 @@ def consumer_settings(amqp_url: str, store_url: str, names: dict[str, str], **ov
     )
 
 
-def wait_for(condition: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.05, what: str = "it"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 @contextmanager

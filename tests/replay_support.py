@@ -19,6 +19,7 @@ import pika
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests
 from eventreplay.api import create_app
 from eventreplay.broker import event_properties, properties_to_dict
 from eventreplay.schema import routing_key_for
@@ -64,15 +65,6 @@ def seed(store: EventStore, events: Iterable[NewEvent], batch: int = 500) -> lis
     return [by_id[stored.event_id] for stored in store.read(EventQuery()) if stored.event_id in by_id]
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 def declare_queue(amqp_url: str, queue: str) -> None:
