@@ -71,8 +71,10 @@ def system(amqp_url, tmp_path_factory) -> System:
     store_url = f"sqlite:///{folder / 'events.db'}"
     tag = unique("ui")
     topology = ArchiveTopology(f"{tag}-exchange", f"{tag}-archive", f"{tag}-archive.dead-letter")
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    topology.declare(connection.channel())  # bound before the first event is published
+    # Short-lived connections: an idle BlockingConnection kept for the whole session sends no
+    # heartbeats, and the broker drops it before teardown.
+    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+        topology.declare(connection.channel())  # bound before the first event is published
     api_key = "browser-test-" + uuid.uuid4().hex
 
     consumer = Server(
@@ -93,8 +95,8 @@ def system(amqp_url, tmp_path_factory) -> System:
         for server in (ui, api, consumer):
             if server is not None:
                 server.stop()
-        channel = connection.channel()
-        for queue in (topology.queue, topology.dead_letter_queue):
-            channel.queue_delete(queue)
-        channel.exchange_delete(topology.exchange)
-        connection.close()
+        with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
+            channel = connection.channel()
+            for queue in (topology.queue, topology.dead_letter_queue):
+                channel.queue_delete(queue)
+            channel.exchange_delete(topology.exchange)
