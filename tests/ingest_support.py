@@ -2,11 +2,14 @@
 publishing, polling with a deadline, and removing the test's exchange and queues afterwards."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
+from urllib.parse import quote
 
+import httpx
 import pika
 import pika.exceptions
 
@@ -25,13 +28,11 @@ def consumer_settings(amqp_url: str, store_url: str, names: dict[str, str], **ov
     )
 
 
-
-
 @contextmanager
-def running_consumer(settings: Settings, store: EventStore) -> Iterator[ArchiveConsumer]:
+def running_consumer(settings: Settings, store: EventStore, **options) -> Iterator[ArchiveConsumer]:
     """An ArchiveConsumer in a thread, attached to its queue before the body runs; stopped (and
     checked to have stopped) afterwards."""
-    consumer = ArchiveConsumer(settings, store, summary_every=3600)
+    consumer = ArchiveConsumer(settings, store, summary_every=3600, **options)
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -115,3 +116,22 @@ def delete_topology(amqp_url: str, names: dict[str, str]) -> None:
     finally:
         if connection.is_open:
             connection.close()
+
+
+def close_broker_connections(amqp_url: str, connection_name: str) -> int:
+    """Have RabbitMQ itself close every client connection of that name (its management API), as a
+    broker restart or a network cut would. Returns how many it closed."""
+    params = pika.URLParameters(amqp_url)
+    port = int(os.environ.get("RABBITMQ_MANAGEMENT_PORT", "15672"))
+    auth = (params.credentials.username, params.credentials.password)
+    with httpx.Client(base_url=f"http://{params.host}:{port}/api", auth=auth, timeout=10) as api:
+        def named() -> list[str]:
+            connections = api.get("/connections").raise_for_status().json()
+            return [c["name"] for c in connections
+                    if (c.get("client_properties") or {}).get("connection_name") == connection_name]
+
+        names = wait_for(named, timeout=15, what=f"the broker to list connection {connection_name!r}")
+        for name in names:
+            api.delete(f"/connections/{quote(name, safe='')}",
+                       headers={"X-Reason": "test: connection dropped by the broker"}).raise_for_status()
+        return len(names)

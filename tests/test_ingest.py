@@ -12,7 +12,8 @@ from eventreplay.schema import parse_event
 from eventreplay.simulate import EventFactory
 from eventreplay.store import EventQuery, StoreUnavailable
 from tests.ingest_support import (
-    consumer_settings, delete_topology, drain, publish, publish_raw, queue_depth, running_consumer, wait_for,
+    close_broker_connections, consumer_settings, delete_topology, drain, publish, publish_raw, queue_depth,
+    running_consumer, wait_for,
 )
 
 
@@ -161,3 +162,18 @@ def test_a_store_outage_acks_nothing_and_everything_is_stored_afterwards(amqp_ur
             assert {e.event_id for e in real.read(EventQuery())} == {e.event_id for e in events}
     finally:
         delete_topology(amqp_url, names)
+
+
+def test_the_consumer_reconnects_when_the_broker_drops_its_connection(amqp_url, store_url, store, archive):
+    events = EventFactory(seed=11).take(1000)
+    name = f"consumer-{uuid.uuid4().hex[:8]}"
+    settings = consumer_settings(amqp_url, store_url, archive, batch_size=100)
+    with running_consumer(settings, store, client_name=name) as consumer:
+        publish(amqp_url, archive["exchange"], events[:500])
+        wait_for(lambda: consumer.stats.stored >= 100, timeout=60, what="a first batch stored")
+        assert close_broker_connections(amqp_url, name) == 1
+        publish(amqp_url, archive["exchange"], events[500:])
+        wait_for(lambda: store.count() >= 1000 and queue_depth(amqp_url, archive["archive_queue"]) == 0,
+                 timeout=90, what="every event stored after the reconnect")
+    assert store.count() == 1000  # nothing lost, nothing stored twice (unacked messages were redelivered)
+    assert set(stored_by_id(store)) == {event.event_id for event in events}
