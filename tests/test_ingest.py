@@ -10,7 +10,8 @@ import pytest
 
 from eventreplay.schema import parse_event
 from eventreplay.simulate import EventFactory
-from eventreplay.store import EventQuery, StoreUnavailable
+from eventreplay.store import EventQuery, StoreUnavailable, open_store
+from tests.conftest import with_stream_prefix
 from tests.ingest_support import (
     close_broker_connections, consumer_settings, delete_topology, drain, publish, publish_raw, queue_depth,
     running_consumer, wait_for,
@@ -177,3 +178,27 @@ def test_the_consumer_reconnects_when_the_broker_drops_its_connection(amqp_url, 
                  timeout=90, what="every event stored after the reconnect")
     assert store.count() == 1000  # nothing lost, nothing stored twice (unacked messages were redelivered)
     assert set(stored_by_id(store)) == {event.event_id for event in events}
+
+
+def test_an_event_too_large_for_eventstoredb_is_dead_lettered_and_the_rest_stored(amqp_url, esdb_base_url, archive):
+    # EventStoreDB refuses appends over 1 MiB: such an event must not block the archive forever
+    # (redelivered, refused, redelivered...); it goes to the dead-letter queue with the reason.
+    store_url = with_stream_prefix(esdb_base_url, f"big-{uuid.uuid4().hex[:8]}-")
+    valid = EventFactory(seed=5).take(30)
+    big = json.dumps({
+        "event_id": str(uuid.uuid4()), "event_type": "ProductReviewed", "timestamp": "2024-05-01T12:00:00Z",
+        "review_text": "a" * 1_500_000,
+    }).encode()
+    messages = [(e.routing_key, e.body, e.properties) for e in valid[:15]]
+    messages.append(("product-events", big, pika.BasicProperties(message_id="big-one")))
+    messages += [(e.routing_key, e.body, e.properties) for e in valid[15:]]
+    with open_store(store_url) as store:
+        with running_consumer(consumer_settings(amqp_url, store_url, archive), store) as consumer:
+            publish_raw(amqp_url, archive["exchange"], messages)
+            wait_for(lambda: consumer.stats.stored >= 30 and consumer.stats.dead_lettered >= 1, timeout=60,
+                     what="30 events stored and the big one dead-lettered")
+        assert {e.event_id for e in store.read(EventQuery())} == {e.event_id for e in valid}
+    letters = drain(amqp_url, archive["dead_letter_queue"], expected=1)
+    assert [body for _m, _p, body in letters] == [big]
+    assert "refused by the event store" in letters[0][1].headers["x-dead-letter-reason"]
+    assert queue_depth(amqp_url, archive["archive_queue"]) == 0

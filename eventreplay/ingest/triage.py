@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pika.spec import Basic, BasicProperties
 
-from eventreplay.broker import properties_to_dict
+from eventreplay.broker import properties_from_dict, properties_to_dict
 from eventreplay.schema import InvalidEvent, parse_event
 from eventreplay.store import NewEvent
 
@@ -49,3 +49,10 @@ def triage(method: Basic.Deliver, properties: BasicProperties, body: bytes, rece
         received_at=received_at,
         properties=properties_to_dict(properties),
     )
+
+
+def refused_by_store(event: NewEvent, reason: str) -> DeadLetter:
+    """A valid event the store will never take (EventRejected): dead-lettered like an invalid one,
+    so that one such message does not stop the archive."""
+    return DeadLetter(f"refused by the event store: {reason}", event.body, properties_from_dict(dict(event.properties)),
+                      event.routing_key, event.exchange)

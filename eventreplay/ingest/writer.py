@@ -15,7 +15,8 @@ import threading
 from typing import Callable
 
 from eventreplay.ingest.batch import Batch
-from eventreplay.store import EventStore
+from eventreplay.ingest.triage import refused_by_store
+from eventreplay.store import EventRejected, EventStore
 
 _CLOSE = object()
 
@@ -46,12 +47,27 @@ class BatchWriter:
         self._todo.put(_CLOSE)
         self._thread.join()
 
+    def _append(self, batch: Batch) -> int:
+        """Append the batch's events; events the store refuses for good become dead letters of the
+        batch (published and confirmed before the ack) and the rest is appended again."""
+        while batch.events:
+            try:
+                return self.store.append(batch.events)
+            except EventRejected as rejected:
+                kept = [event for event in batch.events if event.event_id not in rejected.reasons]
+                if len(kept) == len(batch.events):
+                    raise  # it named none of ours: a store failure like any other
+                batch.dead_letters += [refused_by_store(event, rejected.reasons[event.event_id])
+                                       for event in batch.events if event.event_id in rejected.reasons]
+                batch.events = kept
+        return 0
+
     def _run(self) -> None:
         failure: BaseException | None = None
         while (batch := self._todo.get()) is not _CLOSE:
             if failure is None:
                 try:
-                    result: int | BaseException = self.store.append(batch.events) if batch.events else 0
+                    result: int | BaseException = self._append(batch)
                 except BaseException as error:  # noqa: BLE001 - handed to the connection's thread
                     failure = result = error
             else:

@@ -1,6 +1,7 @@
 """The event store: one interface (base.py), one module per backend, chosen by EVENT_STORE_URL."""
 from eventreplay.store.base import (
     EventQuery,
+    EventRejected,
     EventStore,
     InvalidStoreURL,
     NewEvent,
@@ -11,6 +12,6 @@ from eventreplay.store.base import (
 from eventreplay.store.factory import open_store
 
 __all__ = [
-    "EventQuery", "EventStore", "InvalidStoreURL", "NewEvent", "PersistenceError", "StoredEvent",
+    "EventQuery", "EventRejected", "EventStore", "InvalidStoreURL", "NewEvent", "PersistenceError", "StoredEvent",
     "StoreUnavailable", "open_store",
 ]

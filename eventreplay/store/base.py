@@ -21,6 +21,16 @@ class StoreUnavailable(PersistenceError):
     """The store cannot be reached now; the operation may succeed later."""
 
 
+class EventRejected(PersistenceError):
+    """The store refuses some events of a batch for good: retrying cannot help (an event larger than
+    the backend accepts, say). Nothing of the batch was stored. `reasons` maps event_id -> why."""
+
+    def __init__(self, reasons: Mapping[str, str]):
+        self.reasons = dict(reasons)
+        first = next(iter(self.reasons.items()), ("?", "?"))
+        super().__init__(f"{len(self.reasons)} event(s) refused by the store, e.g. {first[0]}: {first[1]}")
+
+
 class InvalidStoreURL(PersistenceError, ValueError):
     """EVENT_STORE_URL names no backend we know, or is malformed."""
 

@@ -64,6 +64,7 @@ from esdbclient import exceptions as esdb_errors
 
 from eventreplay.store.base import (
     EventQuery,
+    EventRejected,
     EventStore,
     InvalidStoreURL,
     NewEvent,
@@ -353,6 +354,14 @@ class EventStoreDBEventStore(EventStore):
                 raise ValueError(f"event_id {event.event_id!r} is not a UUID") from None
         if not prepared:
             return 0
+        oversized = {
+            event_id: f"the event takes {size:,} bytes with its metadata; EventStoreDB takes at most "
+                      f"{MAX_APPEND_BYTES:,} per event here (its append limit is 1 MiB)"
+            for event_id, event in prepared
+            if (size := self._weight(self._to_esdb(event, uuid.UUID(event_id)))) > MAX_APPEND_BYTES
+        }
+        if oversized:
+            raise EventRejected(oversized)
         with self._window_lock:
             self._sync_window()
             known_until = self._window_hwm
@@ -369,12 +378,16 @@ class EventStoreDBEventStore(EventStore):
                     new += self._append_part(stream, part, known_until)
             return new
 
+    @staticmethod
+    def _weight(event: ESDBNewEvent) -> int:
+        return len(event.data) + len(event.metadata) + len(event.type) + 100
+
     def _parts(self, items: list[tuple[str, NewEvent]]) -> Iterator[list[tuple[str, ESDBNewEvent]]]:
         part: list[tuple[str, ESDBNewEvent]] = []
         size = 0
         for event_id, event in items:
             converted = self._to_esdb(event, uuid.UUID(event_id))
-            weight = len(converted.data) + len(converted.metadata) + len(converted.type) + 100
+            weight = self._weight(converted)
             if part and size + weight > MAX_APPEND_BYTES:
                 yield part
                 part, size = [], 0
