@@ -4,6 +4,7 @@ publishing with pipelined publisher confirms.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -86,7 +87,10 @@ class ConfirmedPublisher:
 
     Each publish carries a `token` (for example a store position); `on_confirmed` is called with the
     tokens of confirmed messages, in publish order. A nack or a returned (unroutable, with
-    `mandatory`) message makes the next `publish` or `wait_for_confirms` raise PublishFailed.
+    `mandatory`) message makes the next `publish` or `wait_for_confirms` raise PublishFailed; that
+    message is never reported as confirmed, while the confirms of the others keep being reported
+    (`settle` collects those still in flight). A returned message is told apart by its message_id;
+    one without a message_id makes every later confirm unreliable, so none is reported after it.
 
     pika's BlockingChannel.confirm_delivery() waits for each message's confirm inside basic_publish.
     To pipeline we enable confirms on the underlying channel object instead, with our own callback;
@@ -99,13 +103,18 @@ class ConfirmedPublisher:
         *,
         window: int = 1000,
         on_confirmed: Callable[[list[Hashable]], None] | None = None,
+        confirm_timeout: float = 30.0,
     ):
         self.connection = connection
         self.channel = connection.channel()
         self.window = window
         self.on_confirmed = on_confirmed
+        self.confirm_timeout = confirm_timeout
         self._next_tag = 1
-        self._outstanding: collections.OrderedDict[int, Hashable] = collections.OrderedDict()
+        # delivery tag -> (token, message_id), in publish order
+        self._outstanding: collections.OrderedDict[int, tuple[Hashable, str | None]] = collections.OrderedDict()
+        self._returned: set[int] = set()
+        self._acks_reliable = True
         self._failure: str | None = None
         self.published = 0
         self.confirmed = 0
@@ -117,18 +126,18 @@ class ConfirmedPublisher:
     def _on_ack_nack(self, frame) -> None:
         method = frame.method
         tag, multiple = method.delivery_tag, method.multiple
-        done: list[Hashable] = []
-        while self._outstanding:
-            first = next(iter(self._outstanding))
-            if first > tag or (not multiple and first != tag):
-                break
-            done.append(self._outstanding.pop(first))
-        if not multiple and tag in self._outstanding:  # a single confirm out of order
-            done.append(self._outstanding.pop(tag))
+        if multiple:
+            settled = list(itertools.takewhile(lambda t: t <= tag, self._outstanding))
+        else:
+            settled = [tag] if tag in self._outstanding else []
+        entries = [(t, self._outstanding.pop(t)) for t in settled]
         if isinstance(method, Basic.Nack):
             self._failure = self._failure or "the broker refused a message (basic.nack)"
+            self._returned.difference_update(settled)
             return
-        if self._failure:
+        done = [token for t, (token, _message_id) in entries if t not in self._returned]
+        self._returned.difference_update(settled)
+        if not self._acks_reliable:
             return
         self.confirmed += len(done)
         if self.on_confirmed and done:
@@ -139,6 +148,16 @@ class ConfirmedPublisher:
             f"message returned by the broker: {method.reply_text} (exchange {method.exchange!r}, "
             f"routing key {method.routing_key!r}); no queue is bound for it"
         )
+        # The broker acks a returned message too (right after the return): find which one it is, so
+        # that its ack is not taken for a delivery. Returns come in publish order: the oldest
+        # unreturned message with that id is the one.
+        message_id = properties.message_id
+        returned = next((t for t, (_token, m) in self._outstanding.items()
+                         if message_id is not None and m == message_id and t not in self._returned), None)
+        if returned is None:
+            self._acks_reliable = False
+        else:
+            self._returned.add(returned)
 
     # publishing -------------------------------------------------------------------------------
     def _raise_if_failed(self) -> None:
@@ -156,18 +175,42 @@ class ConfirmedPublisher:
         mandatory: bool = True,
     ) -> None:
         self._raise_if_failed()
-        while len(self._outstanding) >= self.window:
-            # Confirms are handled below the BlockingConnection's own event queue, so it would sleep
-            # out the whole time limit: poll in short steps instead.
-            self.connection.process_data_events(time_limit=0.002)
-            self._raise_if_failed()
-        self._outstanding[self._next_tag] = token
-        self._next_tag += 1
+        if len(self._outstanding) >= self.window:
+            self._wait_for_room()
+        self._track(token, properties)
         self.channel.basic_publish(exchange, routing_key, body, properties, mandatory=mandatory)
         self.published += 1
         # Let confirms that have already arrived be handled without waiting.
         if self.published % 64 == 0:
             self.connection.process_data_events(time_limit=0)
+
+    def _track(self, token: Hashable, properties: BasicProperties) -> None:
+        self._outstanding[self._next_tag] = (token, properties.message_id)
+        self._next_tag += 1
+
+    def _wait_for_room(self) -> None:
+        """Until the window has room again; a broker that withholds confirms (a memory alarm, a
+        quorum queue without its majority) ends the wait after `confirm_timeout`."""
+        deadline = time.monotonic() + self.confirm_timeout
+        while len(self._outstanding) >= self.window:
+            # Confirms are handled below the BlockingConnection's own event queue, so it would sleep
+            # out the whole time limit: poll in short steps instead.
+            self.connection.process_data_events(time_limit=0.002)
+            self._raise_if_failed()
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{len(self._outstanding)} messages not confirmed after {self.confirm_timeout:.0f} s"
+                )
+
+    def settle(self, timeout: float = 5.0) -> None:
+        """After a failure: collect the confirms still in flight (so they are reported), for at
+        most `timeout` seconds. Never raises for the failure itself."""
+        deadline = time.monotonic() + timeout
+        try:
+            while self._outstanding and time.monotonic() < deadline:
+                self.connection.process_data_events(time_limit=0.005)
+        except CONNECTION_ERRORS:
+            pass
 
     def wait_for_confirms(self, timeout: float = 30.0) -> None:
         """Block until every published message is confirmed; raises PublishFailed or TimeoutError."""

@@ -12,7 +12,7 @@ from typing import Hashable
 
 from pika.spec import BasicProperties
 
-from eventreplay.broker import ConfirmedPublisher
+from eventreplay.broker import CONNECTION_ERRORS, ConfirmedPublisher
 
 
 class BatchedConfirmedPublisher(ConfirmedPublisher):
@@ -50,11 +50,8 @@ class BatchedConfirmedPublisher(ConfirmedPublisher):
         self._raise_if_failed()
         if len(self._outstanding) >= self.window:
             self.flush()
-            while len(self._outstanding) >= self.window:
-                self.connection.process_data_events(time_limit=0.001)
-                self._raise_if_failed()
-        self._outstanding[self._next_tag] = token
-        self._next_tag += 1
+            self._wait_for_room()
+        self._track(token, properties)
         self._impl.basic_publish(exchange, routing_key, body, properties, mandatory)
         self.published += 1
         if self.published % self.flush_every == 0:
@@ -63,3 +60,10 @@ class BatchedConfirmedPublisher(ConfirmedPublisher):
     def wait_for_confirms(self, timeout: float = 30.0) -> None:
         self.flush()
         super().wait_for_confirms(timeout)
+
+    def settle(self, timeout: float = 5.0) -> None:
+        try:
+            self.flush()
+        except CONNECTION_ERRORS:
+            return
+        super().settle(timeout)
