@@ -235,3 +235,59 @@ def test_cancel_large_replay_stops_promptly(api, api_store, target_queue, amqp_u
     assert 500 <= cancelled["published"] < 50_000 and cancelled["confirmed"] == cancelled["published"]
     wait_for(lambda: queue_depth(amqp_url, target_queue) == cancelled["confirmed"], what="queue depth == confirmed")
     assert api.get(f"/replays/{job['id']}").json()["confirmed"] == cancelled["confirmed"]
+
+
+def test_a_replay_delivers_what_was_archived_when_it_started(api, api_store, target_queue, amqp_url):
+    # Events archived while a replay runs are not part of it: it ends, and `matched` stays true.
+    seed(api_store, [make_event("OrderPlaced", order_id=f"o{i}") for i in range(20)])
+    job = start(api, {"event_type": "OrderPlaced", "target_queue": target_queue, "rate": 40}, wait=False)
+    wait_for(lambda: api.get(f"/replays/{job['id']}").json()["confirmed"] >= 2, what="the replay under way")
+    api_store.append([make_event("OrderPlaced", order_id=f"late{i}") for i in range(10)])
+    done = wait_job(api, job["id"])
+    assert done["state"] == "completed", done
+    assert done["matched"] == done["confirmed"] == 20 and done["up_to_position"] is not None
+    received = drain(amqp_url, target_queue, expected=30, timeout=3)
+    assert len(received) == 20 and not any(b"late" in m.body for m in received)
+
+
+def test_an_event_carrying_another_users_user_id_is_replayed(api, api_store, target_queue, amqp_url):
+    # RabbitMQ refuses a publish whose user_id is not the connection's own user.
+    event = make_event("OrderPlaced", order_id="o1")
+    event = type(event)(**{**{f: getattr(event, f) for f in event.__slots__},
+                           "properties": {**event.properties, "user_id": "someone-else"}})
+    seed(api_store, [event])
+    job = start(api, {"event_type": "OrderPlaced", "target_queue": target_queue})
+    assert job["state"] == "completed" and job["confirmed"] == 1, job
+    [message] = drain(amqp_url, target_queue, expected=1)
+    assert message.body == event.body
+    assert message.properties.user_id is None and message.headers["x-original-user-id"] == "someone-else"
+
+
+def test_an_unroutable_event_fails_the_job_and_resume_delivers_the_rest(api, api_store, amqp_url, amqp):
+    # The broker returns the unroutable event and acks the others: the job counts as confirmed
+    # exactly the events before it, and a resume (once a queue is bound) starts with it.
+    events = (seed(api_store, [make_event("OrderPlaced", order_id=f"o{i}") for i in range(200)])
+              + seed(api_store, [make_event("PaymentProcessed", order_id="o-pay")])
+              + seed(api_store, [make_event("OrderPlaced", order_id=f"p{i}") for i in range(100)]))
+    exchange, queue = unique("x"), unique("orders")
+    channel = amqp.channel()
+    channel.exchange_declare(exchange, exchange_type="topic")
+    channel.queue_declare(queue, durable=True)  # persistent messages: acks wait for the disk, returns do not
+    channel.queue_bind(queue, exchange, routing_key="order-events")
+    try:
+        job = start(api, {"target_exchange": exchange})  # original routing keys; payment-events unbound
+        assert job["state"] == "failed" and "NO_ROUTE" in job["error"], job
+        assert job["confirmed"] == 200 and job["last_position"] is not None, job
+        channel.queue_bind(queue, exchange, routing_key="payment-events")
+        response = api.post(f"/replays/{job['id']}/resume")
+        assert response.status_code == 202, response.text
+        done = wait_job(api, job["id"])
+        assert done["state"] == "completed" and done["confirmed"] == 301, done
+        received = [m.body for m in drain(amqp_url, queue, timeout=5)]
+        bodies = [e.body for e in events]
+        assert received[:200] == bodies[:200]  # before the failure: exactly once, in order
+        assert set(received) == set(bodies)  # nothing missing; events in flight at the failure may repeat
+        assert received[-101:] == bodies[200:]  # the resume starts at the returned event
+    finally:
+        channel.queue_delete(queue)
+        channel.exchange_delete(exchange)

@@ -267,6 +267,21 @@ def test_count_and_counts_by_type(store):
     assert store.count(EventQuery(after_position=first.position)) == 8
 
 
+def test_up_to_position_fixes_a_read_to_what_the_store_held(store):
+    # A replay reads what was archived when it started, whatever arrives meanwhile.
+    assert store.last_position() >= 0
+    early = series(5)
+    store.append(early)
+    bound = store.last_position()
+    store.append(series(3, event_type="OrderShipped") + series(2))
+    query = EventQuery(up_to_position=bound)
+    assert [e.event_id for e in store.read(query)] == [e.event_id for e in early]
+    assert store.count(query) == 5
+    assert store.count(EventQuery(event_types=("OrderPlaced",), up_to_position=bound)) == 5
+    assert store.last_position() > bound
+    assert store.count(EventQuery(up_to_position=store.last_position())) == 10
+
+
 def test_get_by_event_id(store):
     events = series(5)
     store.append(events)

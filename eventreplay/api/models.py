@@ -87,6 +87,7 @@ class ReplayJobOut(BaseModel):
                     "created_at": "2024-05-02T09:00:00Z", "started_at": "2024-05-02T09:00:00.01Z",
                     "ended_at": "2024-05-02T09:00:00.2Z", "error": None,
                     "digest": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "runs": 1,
+                    "up_to_position": 1200,
                 }
             ]
         }
@@ -108,6 +109,10 @@ class ReplayJobOut(BaseModel):
     error: str | None
     digest: str
     runs: int = Field(description="How many times the job was started (1 + resumes).")
+    up_to_position: int | None = Field(
+        None, description="The store's last position when the job first started: events archived later are "
+        "not part of it (so they neither stretch the job nor change what a resume delivers).",
+    )
 
     @classmethod
     def of(cls, job: ReplayJob) -> "ReplayJobOut":

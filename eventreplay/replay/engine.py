@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import logging
+import queue
 import threading
 import time
 from datetime import datetime, timezone
@@ -57,7 +58,8 @@ class _NullObserver:
 def replay_properties(event: StoredEvent, *, replay_id: str, replayed_at: str) -> pika.BasicProperties:
     """The stored AMQP properties (message_id, type, content_type, timestamp, ... as the original
     carried them), persistent, plus the replay headers."""
-    fields = {k: v for k, v in event.properties.items() if k != "headers"}
+    # user_id is left out: RabbitMQ refuses a user_id that is not the publishing connection's own.
+    fields = {k: v for k, v in event.properties.items() if k not in ("headers", "user_id")}
     fields.setdefault("message_id", event.event_id)
     fields.setdefault("type", event.event_type)
     fields.setdefault("content_type", "application/json")
@@ -68,6 +70,8 @@ def replay_properties(event: StoredEvent, *, replay_id: str, replayed_at: str) -
     headers["x-replayed-at"] = replayed_at
     headers["x-original-routing-key"] = event.routing_key
     headers["x-original-exchange"] = event.exchange
+    if event.properties.get("user_id"):
+        headers["x-original-user-id"] = event.properties["user_id"]
     return pika.BasicProperties(headers=headers, **fields)
 
 
@@ -105,6 +109,9 @@ class ReplayRun(threading.Thread):
         self.last_position = job.last_position
         self.last_event_timestamp = job.last_event_timestamp
         self._hasher = hashlib.sha256()
+        # A resume rebuilds the hash of the earlier runs' events first; until then the job keeps
+        # showing the digest it had.
+        self._digest_ready = not job.confirmed
         self._outstanding: collections.OrderedDict[int, tuple[bytes, datetime, float]] = collections.OrderedDict()
         self._done: set[Hashable] = set()
         self._reported = 0
@@ -130,7 +137,8 @@ class ReplayRun(threading.Thread):
         job.first_position = self.first_position
         job.last_position = self.last_position
         job.last_event_timestamp = self.last_event_timestamp
-        job.digest = self._hasher.hexdigest()
+        if self._digest_ready:
+            job.digest = self._hasher.hexdigest()
 
     def _update(self, **fields) -> ReplayJob:
         with self._lock:
@@ -221,28 +229,34 @@ class ReplayRun(threading.Thread):
             except Exception:  # noqa: BLE001 - the connection may already be broken
                 pass
 
-    def _rebuild_digest(self, spec: ReplaySpec) -> None:
+    def _rebuild_digest(self, spec: ReplaySpec, bound: int) -> None:
         """The confirmed events of earlier runs are the first `confirmed` matches: hash them again."""
         if not self.confirmed:
             return
         seen = 0
-        for event in _closing(self.store.read(spec.query(limit=self.confirmed))):
+        for event in _closing(self.store.read(spec.query(limit=self.confirmed, up_to_position=bound))):
             self._hasher.update(event.body)
             seen += 1
         if seen != self.confirmed:
             log.warning("replay %s: %d confirmed events, %d found again", self.job.id, self.confirmed, seen)
+        self._digest_ready = True
 
     def _replay(self, spec: ReplaySpec) -> bool:
         """Publish the job's events; True when all went out, False when stopped early."""
-        self._connection = connect(self.amqp_url, client_name=f"eventreplay-replay-{self.job.id[:8]}")
-        ensure_target(self._connection, spec)
-        self._rebuild_digest(spec)
+        if self.job.up_to_position is None:
+            self._persist(up_to_position=self.store.last_position())
+        bound = self.job.up_to_position
+        self._rebuild_digest(spec, bound)
         remaining = None if spec.limit is None else max(spec.limit - self.confirmed, 0)
-        query = spec.query(after_position=self.last_position, limit=remaining)
+        query = spec.query(after_position=self.last_position, limit=remaining, up_to_position=bound)
         matched = self.confirmed + (self.store.count(query) if remaining != 0 else 0)
         self._persist(matched=matched)
         if remaining == 0:
             return True
+        # Connect only now: the scans above may take long, and a connection nobody serves misses
+        # its heartbeats.
+        self._connection = connect(self.amqp_url, client_name=f"eventreplay-replay-{self.job.id[:8]}")
+        ensure_target(self._connection, spec)
 
         if spec.target_queue is not None:
             exchange, fixed_key = "", spec.target_queue
@@ -253,7 +267,7 @@ class ReplayRun(threading.Thread):
         replay_id, stop, outstanding = self.job.id, self._stop_event, self._outstanding
         stopped = False
         try:
-            for count, event in enumerate(_closing(self.store.read(query)), 1):
+            for count, event in enumerate(self._read_ahead(query), 1):
                 if stop.is_set():
                     stopped = True
                     break
@@ -276,9 +290,57 @@ class ReplayRun(threading.Thread):
                 if count % 32 == 0:
                     self._maybe_persist()
             publisher.wait_for_confirms(timeout=30)
+        except PublishFailed:
+            publisher.settle()  # what the broker took before the failure still counts as confirmed
+            raise
         finally:
             publisher.close()
         return not stopped
+
+    def _read_ahead(self, query) -> Iterator[StoredEvent]:
+        """The matching events, read by a thread of their own into a bounded queue. While the store
+        takes long to find the next match (a sparse type, a payload match filtered row by row), this
+        thread keeps serving the broker connection (heartbeats, confirms) instead of waiting inside
+        the store's read; the queue's bound keeps memory flat."""
+        feed: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
+        halt = threading.Event()
+
+        def offer(item) -> bool:
+            while not halt.is_set():
+                try:
+                    feed.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def read() -> None:
+            try:
+                for event in _closing(self.store.read(query)):
+                    if not offer(event):
+                        return
+                offer(_END_OF_READ)
+            except BaseException as error:  # noqa: BLE001 - handed over to the publishing thread
+                offer(error)
+
+        reader = threading.Thread(target=read, name=f"{self.name}-read", daemon=True)
+        reader.start()
+        try:
+            while True:
+                try:
+                    item = feed.get(timeout=0.5)
+                except queue.Empty:
+                    self._connection.process_data_events(time_limit=0)
+                    self._maybe_persist()
+                    continue
+                if item is _END_OF_READ:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            halt.set()
+            reader.join(timeout=10)
 
     def _wait_until(self, moment: float) -> None:
         """Wait for the pacing schedule while serving the connection (confirms, heartbeats), and
@@ -294,6 +356,10 @@ class ReplayRun(threading.Thread):
                 return
             connection.process_data_events(time_limit=min(remaining, 0.05))
             self._maybe_persist()
+
+
+_END_OF_READ = object()
+READ_AHEAD = 2048  # events read ahead of publishing at most
 
 
 def _closing(iterator: Iterator[StoredEvent]) -> Iterator[StoredEvent]:

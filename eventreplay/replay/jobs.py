@@ -64,6 +64,9 @@ class ReplayJob(BaseModel):
     error: str | None = None
     digest: str = EMPTY_DIGEST
     runs: int = 0  # how many times the job was started (1 + resumes)
+    # The store's last position when the job first started: the job replays what was archived up
+    # to then, so events arriving meanwhile neither stretch it nor change a resume's content.
+    up_to_position: int | None = None
 
     @classmethod
     def create(cls, spec: ReplaySpec) -> "ReplayJob":

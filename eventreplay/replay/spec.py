@@ -140,8 +140,10 @@ class ReplaySpec(BaseModel):
                 chosen.append(name)
         return tuple(chosen) or None
 
-    def query(self, *, after_position: int | None = None, limit: int | None = None) -> EventQuery:
+    def query(self, *, after_position: int | None = None, limit: int | None = None,
+              up_to_position: int | None = None) -> EventQuery:
         return EventQuery(
+            up_to_position=up_to_position,
             event_types=self.types,
             since=self.since,
             until=self.until,

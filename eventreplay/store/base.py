@@ -75,6 +75,7 @@ class EventQuery:
     after_position: int | None = None  # exclusive
     limit: int | None = None
     match: Mapping[str, Any] | None = None  # equality on top-level payload fields
+    up_to_position: int | None = None  # inclusive: only what the store held when this was read
 
     def __post_init__(self) -> None:
         # Callers (API query strings, the prototype's habits) hand in naive datetimes meaning UTC and
@@ -135,6 +136,11 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def get(self, event_id: str) -> StoredEvent | None:
         """One event by id, or None."""
+
+    @abc.abstractmethod
+    def last_position(self) -> int:
+        """The position of the newest stored event (0 when empty). Events appended afterwards get
+        greater positions, so `EventQuery(up_to_position=...)` fixes a read to this moment's content."""
 
     @abc.abstractmethod
     def ping(self) -> None:

@@ -195,6 +195,16 @@ class EventStoreDBEventStore(EventStore):
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
 
+    def last_position(self) -> int:
+        # The commit position of the newest non-system event of the whole log: with a stream prefix
+        # it may be another prefix's event, which is still a correct upper bound for ours.
+        try:
+            return self._esdb().get_commit_position(timeout=self._timeout) or 0
+        except PersistenceError:
+            raise
+        except Exception as error:  # noqa: BLE001
+            raise translate(error, "reading the last position") from None
+
     def ping(self) -> None:
         try:
             self._esdb().get_commit_position(timeout=min(self._timeout, 5.0))
@@ -441,6 +451,8 @@ class EventStoreDBEventStore(EventStore):
         check = query.since is not None or query.until is not None or bool(query.match)
         produced = 0
         for recorded in self._scan(after=query.after_position, event_types=query.event_types):
+            if query.up_to_position is not None and recorded.commit_position > query.up_to_position:
+                return
             stored = self._from_esdb(recorded)
             if stored is None:
                 continue

@@ -304,6 +304,9 @@ class SQLiteEventStore(EventStore):
         if query.until is not None:
             clauses.append("timestamp_us < ?")
             params.append(_to_us(query.until))
+        if query.up_to_position is not None:
+            clauses.append("position <= ?")
+            params.append(query.up_to_position)
         sql, match_params = plan.where()
         if sql:
             clauses.append(sql)
@@ -429,6 +432,13 @@ class SQLiteEventStore(EventStore):
         except sqlite3.Error as error:
             raise translate(error, "getting an event") from None
         return self._row(row) if row else None
+
+    def last_position(self) -> int:
+        try:
+            row = self._conn().execute("SELECT max(position) FROM events").fetchone()
+        except sqlite3.Error as error:
+            raise translate(error, "reading the last position") from None
+        return row[0] or 0
 
     def ping(self) -> None:
         if self._closed:
