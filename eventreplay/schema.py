@@ -42,10 +42,17 @@ def routing_key_for(event_type: str) -> str:
 
 
 def as_utc(moment: datetime) -> datetime:
-    """A timestamp without offset is UTC (the prototype sent naive `utcnow()`)."""
+    """A timestamp without offset is UTC (the prototype sent naive `utcnow()`).
+
+    A moment near the ends of the calendar with an offset ("0001-01-01T00:00:00+01:00") has no UTC
+    form: that is a ValueError ("timestamp out of range"), which pydantic and the forms report as
+    a field error, never an OverflowError that escapes as a crash."""
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("timestamp out of range: its UTC time is outside years 1-9999") from None
 
 
 class EventEnvelope(BaseModel):
@@ -203,8 +210,13 @@ def _describe(error: ValidationError) -> str:
     parts = []
     for item in error.errors()[:5]:
         where = ".".join(str(p) for p in item["loc"]) or "body"
-        parts.append(f"{where}: {item['msg']}")
+        parts.append(f"{where}: {str(item['msg']).removeprefix('Value error, ')}")
     return "; ".join(parts)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0][:300] if text else "") or type(error).__name__
 
 
 def parse_event(body: bytes) -> ParsedEvent:
@@ -215,14 +227,23 @@ def parse_event(body: bytes) -> ParsedEvent:
         raise InvalidEvent("body is not UTF-8 text") from None
     except json.JSONDecodeError as error:
         raise InvalidEvent(f"body is not JSON ({error.msg} at char {error.pos})") from None
+    except RecursionError:
+        raise InvalidEvent("body is JSON nested too deeply to be read") from None
+    except (ValueError, ArithmeticError) as error:
+        # e.g. an integer of more than 4,300 digits (Python's int conversion limit)
+        raise InvalidEvent(f"body is not usable JSON ({_first_line(error)})") from None
     if not isinstance(payload, dict):
         raise InvalidEvent(f"body is JSON {type(payload).__name__}, expected an object")
     model = EVENT_MODELS.get(payload.get("event_type")) if isinstance(payload.get("event_type"), str) else None
+    kind = f"{payload.get('event_type')} " if model else ""
     try:
         event = (model or EventEnvelope).model_validate(payload)
     except ValidationError as error:
-        kind = f"{payload.get('event_type')} " if model else ""
         raise InvalidEvent(f"invalid {kind}event: {_describe(error)}") from None
+    except RecursionError:
+        raise InvalidEvent(f"invalid {kind}event: nested too deeply to be validated") from None
+    except (ValueError, ArithmeticError) as error:  # a validator's own failure outside pydantic's wrapping
+        raise InvalidEvent(f"invalid {kind}event: {_first_line(error)}") from None
     return ParsedEvent(
         event_id=str(event.event_id),
         event_type=event.event_type,

@@ -2,6 +2,7 @@
 is a replay of an archived event."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,6 +11,8 @@ from pika.spec import Basic, BasicProperties
 from eventreplay.broker import properties_from_dict, properties_to_dict
 from eventreplay.schema import InvalidEvent, parse_event
 from eventreplay.store import NewEvent
+
+log = logging.getLogger("eventreplay.ingest")
 
 REPLAY_HEADER = "x-replay-id"
 
@@ -39,6 +42,13 @@ def triage(method: Basic.Deliver, properties: BasicProperties, body: bytes, rece
         event = parse_event(body)
     except InvalidEvent as invalid:
         return DeadLetter(invalid.reason, body, properties, method.routing_key, method.exchange)
+    except Exception as error:  # noqa: BLE001 - one message must never stop the archive
+        # parse_event turns every known failure into InvalidEvent; anything else is a bug that a
+        # redelivery would only repeat, so the message is dead-lettered with the error, not retried.
+        log.error("message %r (routing key %r) could not be validated; dead-lettering it",
+                  properties.message_id, method.routing_key, exc_info=error)
+        reason = f"could not be validated: {type(error).__name__}: {_one_line(error)}"
+        return DeadLetter(reason, body, properties, method.routing_key, method.exchange)
     return NewEvent(
         event_id=event.event_id,
         event_type=event.event_type,
@@ -49,6 +59,11 @@ def triage(method: Basic.Deliver, properties: BasicProperties, body: bytes, rece
         received_at=received_at,
         properties=properties_to_dict(properties),
     )
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:300] if text else ""
 
 
 def refused_by_store(event: NewEvent, reason: str) -> DeadLetter:
