@@ -9,6 +9,10 @@ to its last delivery tag is acked with one multiple-ack.
 Failures never ack: when the broker goes away we reconnect (unacked messages come back); when the
 store fails we drop the connection so the broker redelivers, wait until the store answers, and
 start again. The store dedups by event_id, so redeliveries cost nothing but time.
+
+One failure is not retried: RabbitMQ refusing the topology itself (403 ACCESS_REFUSED, 406
+PRECONDITION_FAILED, e.g. the archive queue exists with other arguments) will refuse it again on
+every attempt. run() logs it and returns with `refused` set; `python consumer.py` exits 2.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import threading
 from datetime import datetime, timezone
 
 import pika
+import pika.exceptions
 
 from eventreplay.broker import CONNECTION_ERRORS, ArchiveTopology, ConfirmedPublisher, PublishFailed
 from eventreplay.ingest.batch import Batch
@@ -34,8 +39,17 @@ IDLE_POLL = 0.2  # seconds between looks at the stop flag while no batch is open
 SUMMARY_EVERY = 10.0  # seconds between INFO summaries
 
 
+# AMQP reply codes of a channel error on declare that no retry can fix
+REFUSED_FOR_GOOD = {403: "ACCESS_REFUSED", 406: "PRECONDITION_FAILED"}
+
+
 class DeadLetterFailed(Exception):
     """The dead-letter queue did not confirm; the batch is not acked."""
+
+
+class TopologyRefused(Exception):
+    """RabbitMQ refuses to declare the archive's exchange or queues (403/406): a configuration
+    error that reconnecting cannot fix."""
 
 
 class ArchiveConsumer:
@@ -49,6 +63,7 @@ class ArchiveConsumer:
         self.stats = IngestStats()
         self.consuming = threading.Event()  # set while the consumer is attached to the queue
         self._stop = threading.Event()
+        self.refused: TopologyRefused | None = None  # set when run() ended on a configuration error
         self._batch = Batch()  # filling
         self._ready: list[Batch] = []  # full, to be handed to the writer (in delivery order)
 
@@ -69,6 +84,10 @@ class ArchiveConsumer:
                 break
             try:
                 self._consume(connection)
+            except TopologyRefused as error:
+                log.error("%s", error)
+                self.refused = error
+                break
             except CONNECTION_ERRORS as error:
                 delay = backoff.next_delay()
                 log.warning("lost the connection to RabbitMQ (%s); reconnecting in %.1f s",
@@ -105,7 +124,7 @@ class ArchiveConsumer:
     # one connection's life -----------------------------------------------------------------------
     def _consume(self, connection: pika.BlockingConnection) -> None:
         channel = connection.channel()
-        self.topology.declare(channel)
+        self._declare(channel)
         channel.basic_qos(prefetch_count=self.settings.prefetch)
         dead_letters = ConfirmedPublisher(connection)
         # the writer's wake-up makes process_data_events return as soon as a batch is stored
@@ -132,6 +151,22 @@ class ArchiveConsumer:
         finally:
             self.consuming.clear()
             writer.close()
+
+    def _declare(self, channel) -> None:
+        try:
+            self.topology.declare(channel)
+        except pika.exceptions.ChannelClosedByBroker as error:
+            if error.reply_code not in REFUSED_FOR_GOOD:
+                raise
+            reply = " ".join(str(error.reply_text).split())[:300]
+            topology = self.topology
+            raise TopologyRefused(
+                f"RabbitMQ refuses the archive topology ({error.reply_code} {reply}); exchange "
+                f"{topology.exchange!r}, queues {topology.queue!r} and {topology.dead_letter_queue!r} must "
+                "either not exist or have the settings the consumer declares (durable, no extra arguments), "
+                "and the user needs configure/write/read permission on them: fix EXCHANGE / ARCHIVE_QUEUE / "
+                "DEAD_LETTER_QUEUE or the broker, then restart. Not retrying."
+            ) from error
 
     def _on_message(self, _channel, method, properties, body: bytes) -> None:
         # pika hands over every delivery already read from the socket in one go, possibly more than

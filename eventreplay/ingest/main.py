@@ -1,5 +1,6 @@
 """`python consumer.py`: open the store named by EVENT_STORE_URL and run the ArchiveConsumer until
-SIGTERM or Ctrl-C (which finish the current batch: stored and acked) -> exit code 0."""
+SIGTERM or Ctrl-C (which finish the current batch: stored and acked) -> exit code 0. A configuration
+error -> exit code 2: a wrong EVENT_STORE_URL, or RabbitMQ refusing the archive topology (403/406)."""
 from __future__ import annotations
 
 import logging
@@ -45,6 +46,8 @@ def main(settings: Settings | None = None) -> int:
         if stop.is_set():
             return 0
         consumer[0].run()
+        if consumer[0].refused is not None:
+            return EXIT_CONFIG  # run() logged why
     return 0
 
 
