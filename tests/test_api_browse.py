@@ -93,3 +93,50 @@ def test_api_key_required_on_mutating_endpoints(store_url, amqp_url, target_queu
         assert response.status_code == 202 and response.json()["state"] == "completed", response.text
         # reading needs no key
         assert client.get("/replays").status_code == 200 and client.get("/event-types").status_code == 200
+
+
+# inputs at the edges of what Python can represent: a 422 with a readable message, never a 500 ------
+
+DEEP_MATCH = "[" * 5000 + "]" * 5000
+FAR_OFFSETS = ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00")
+
+
+def test_events_refuses_overflowing_times_and_unreadable_match_with_422(api, api_store):
+    seed(api_store, [make_event("OrderPlaced", order_id="o1")])
+    cases = [({"since": moment}, "since") for moment in FAR_OFFSETS]
+    cases += [({"until": moment}, "until") for moment in FAR_OFFSETS]
+    cases += [
+        ({"match": DEEP_MATCH}, "match"),
+        ({"match": '{"a": ' + DEEP_MATCH + "}"}, "match"),
+        ({"match": '{"order_id": ' + "7" * 5000 + "}"}, "match"),
+        ({"match": '{"order_id": NaN}'}, "match"),
+        ({"match": '{"order_id": Infinity}'}, "match"),
+    ]
+    for params, field in cases:
+        response = api.get("/events", params=params)
+        assert response.status_code == 422, (params, response.status_code, response.text[:300])
+        body = response.json()
+        assert [e["field"] for e in body["errors"]] == [field], body
+        assert body["detail"].startswith(f"invalid request: {field}: ") and "Traceback" not in body["detail"]
+        assert len(body["detail"]) < 400, body["detail"]
+    assert "out of range" in api.get("/events", params={"since": FAR_OFFSETS[0]}).json()["detail"]
+    assert "nested too deeply" in api.get("/events", params={"match": DEEP_MATCH}).json()["detail"]
+    assert "4300 digits" in api.get("/events", params={"match": '{"a": ' + "7" * 5000 + "}"}).json()["detail"]
+    # the ends of the calendar in UTC are fine
+    ok = api.get("/events", params={"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59Z"})
+    assert ok.status_code == 200 and len(ok.json()["items"]) == 1, ok.text
+
+
+def test_replay_refuses_overflowing_times_with_422(api, target_queue):
+    for field in ("since", "until"):
+        for moment in FAR_OFFSETS:
+            response = api.post("/replay", json={"event_type": "OrderPlaced", "target_queue": target_queue,
+                                                 field: moment})
+            assert response.status_code == 422, (field, moment, response.status_code, response.text[:300])
+            body = response.json()
+            assert [e["field"] for e in body["errors"]] == [field], body
+            assert "out of range" in body["detail"], body
+    # and a dry run with the same window in UTC still answers
+    response = api.post("/replay", json={"event_type": "OrderPlaced", "dry_run": True,
+                                         "since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59Z"})
+    assert response.status_code == 200, response.text

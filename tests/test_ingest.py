@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pika
 import pytest
 
+from eventreplay.ingest.triage import DeadLetter, triage
 from eventreplay.schema import parse_event
 from eventreplay.simulate import EventFactory
 from eventreplay.store import EventQuery, StoreUnavailable, open_store
@@ -111,6 +116,97 @@ def test_invalid_messages_go_to_the_dead_letter_queue_and_the_rest_is_stored(amq
         assert headers["origin"] == "test"  # the original headers are kept
     assert [p.message_id for _m, p, _b in letters] == ["bad-0", "bad-1", "bad-2"]
     assert queue_depth(amqp_url, archive["archive_queue"]) == 0
+
+
+def test_bodies_python_cannot_parse_are_dead_lettered_and_the_consumer_keeps_storing(
+        amqp_url, store_url, store, archive):
+    # Each of these once escaped parse_event as RecursionError / ValueError / OverflowError, left
+    # pika's loop and ended the consumer; redelivered, it ended the next start the same way.
+    valid = EventFactory(seed=4).take(50)
+
+    def envelope(**fields) -> bytes:
+        return json.dumps({"event_id": str(uuid.uuid4()), "event_type": "OrderPlaced",
+                           "timestamp": "2024-05-01T12:00:00Z", **fields}).encode()
+
+    invalid = [
+        ("order-events", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        ("order-events", envelope()[:-1] + b', "total_amount": ' + b"7" * 5000 + b"}", "4300 digits"),
+        ("order-events", envelope(timestamp="0001-01-01T00:00:00+01:00"), "out of range"),
+        ("misc-events", envelope(event_type="SomethingNew", timestamp="9999-12-31T23:59:59-05:00"), "out of range"),
+    ]
+    messages = [(e.routing_key, e.body, e.properties) for e in valid[:10]]
+    for n, (routing_key, body, _) in enumerate(invalid):
+        messages.append((routing_key, body, pika.BasicProperties(message_id=f"bad-{n}")))
+        messages += [(e.routing_key, e.body, e.properties) for e in valid[10 * (n + 1):10 * (n + 2)]]
+
+    with running_consumer(consumer_settings(amqp_url, store_url, archive, batch_size=7), store) as consumer:
+        publish_raw(amqp_url, archive["exchange"], messages)
+        wait_for(lambda: consumer.stats.archived >= 50 and consumer.stats.dead_lettered >= 4, timeout=30,
+                 what="50 events stored and 4 dead-lettered")
+        assert consumer.consuming.is_set()  # still attached: nothing ended it
+        # and it goes on storing what comes next
+        later = EventFactory(seed=44).take(5)
+        publish(amqp_url, archive["exchange"], later)
+        wait_for(lambda: consumer.stats.archived >= 55, timeout=30, what="5 later events stored")
+
+    assert {e.event_id for e in store.read(EventQuery())} == {e.event_id for e in valid + later}
+    letters = drain(amqp_url, archive["dead_letter_queue"], expected=4)
+    assert [p.message_id for _m, p, _b in letters] == ["bad-0", "bad-1", "bad-2", "bad-3"]
+    for (_method, properties, body), (routing_key, sent, reason_part) in zip(letters, invalid):
+        assert body == sent
+        assert reason_part in properties.headers["x-dead-letter-reason"], properties.headers
+        assert properties.headers["x-original-routing-key"] == routing_key
+    assert queue_depth(amqp_url, archive["archive_queue"]) == 0
+
+
+def test_triage_dead_letters_what_it_cannot_validate_instead_of_raising():
+    # a body of the wrong type fails inside json.loads with a TypeError parse_event does not expect
+    method = pika.spec.Basic.Deliver(delivery_tag=1, routing_key="order-events", exchange="x")
+    verdict = triage(method, pika.BasicProperties(message_id="m-1"), 12345, datetime.now(timezone.utc))
+    verdict_none = triage(method, pika.BasicProperties(), None, datetime.now(timezone.utc))
+    for letter in (verdict, verdict_none):
+        assert isinstance(letter, DeadLetter), letter
+        assert letter.reason.startswith("could not be validated: TypeError: "), letter.reason
+        assert letter.routing_key == "order-events" and letter.exchange == "x"
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("conflict", ["queue-arguments", "exchange-type"])
+def test_a_topology_rabbitmq_refuses_for_good_exits_2_with_one_clear_message(
+        amqp_url, store_url, archive, tmp_path, conflict):
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        if conflict == "queue-arguments":  # the archive queue exists with other arguments
+            channel.queue_declare(archive["archive_queue"], durable=True, arguments={"x-max-length": 10})
+        else:  # the exchange exists with another type
+            channel.exchange_declare(archive["exchange"], exchange_type="fanout", durable=True)
+    finally:
+        connection.close()
+    env = dict(os.environ)
+    env.update(
+        AMQP_URL=amqp_url, EVENT_STORE_URL=store_url, EXCHANGE=archive["exchange"],
+        ARCHIVE_QUEUE=archive["archive_queue"], DEAD_LETTER_QUEUE=archive["dead_letter_queue"],
+        LOG_LEVEL="INFO", PYTHONUNBUFFERED="1",
+    )
+    stdout, stderr = tmp_path / "stdout.log", tmp_path / "stderr.log"
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
+        process = subprocess.Popen([sys.executable, "consumer.py"], cwd=ROOT, env=env, stdout=out, stderr=err)
+    try:
+        code = process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+        pytest.fail(f"the consumer still retries after 30 s:\n{stderr.read_text(errors='replace')[-3000:]}")
+    errors = stderr.read_text(errors="replace")
+    assert code == 2, errors
+    refusals = [line for line in errors.splitlines() if "refuses the archive topology" in line]
+    assert len(refusals) == 1, errors
+    assert "406" in refusals[0] and "PRECONDITION_FAILED" in refusals[0] and "Not retrying" in refusals[0]
+    assert " ERROR " in refusals[0]
+    assert "lost the connection" not in errors and "Traceback" not in errors, errors
 
 
 def test_a_replayed_message_is_not_archived_again(amqp_url, store_url, store, archive):

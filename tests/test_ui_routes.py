@@ -160,6 +160,49 @@ def test_field_errors_are_shown_beside_the_fields(client):
         assert f'aria-describedby="{field}-help {field}-error"' in page or f'aria-describedby="{field}-error"' in page
 
 
+def field_error(page: str, field: str) -> str:
+    block = re.search(rf'<ul id="{field}-error" class="errors">(.*?)</ul>', page, re.S)
+    return block.group(1) if block else ""
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("rate", "inf", "Enter a finite number."),
+    ("rate", "nan", "Enter a finite number."),
+    ("rate", "1e999", "Enter a finite number."),
+    ("speed", "-inf", "Enter a finite number."),
+    ("speed", "NaN", "Enter a finite number."),
+    ("match", '{"order_id": NaN}', "Numbers must be finite"),
+    ("match", '{"order_id": Infinity}', "Numbers must be finite"),
+    ("match", '{"order_id": ' + "7" * 5000 + "}", "a number in it is too long"),
+    ("match", "[" * 1999, "Nested too deeply"),
+    ("match", '{"a": ' + "[" * 990 + "]" * 990 + "}", "JSON object of plain values"),
+])
+def test_values_json_cannot_carry_are_field_errors_not_500(client, field, value, message):
+    token = csrf_token(client)
+    for button in ({"preview": "Preview"}, {}):
+        response = client.post("/", data={"event_type": "OrderShipped", "target_queue": unique("never"),
+                                          field: value, "csrf_token": token, **button})
+        page = response.get_data(as_text=True)
+        assert response.status_code == 422, (field, value[:40], response.status_code)
+        assert message in field_error(page, field), (field, value[:40], field_error(page, field))
+
+
+def test_a_request_the_client_cannot_encode_is_a_readable_error(api):
+    from eventreplay.ui.api_client import ApiError, ReplayApiClient
+
+    client = ReplayApiClient(api.url, API_KEY)
+    try:
+        for request in ({"event_type": "OrderShipped", "target_queue": "q", "rate": float("inf")},
+                        {"event_type": "OrderShipped", "match": {"order_id": float("nan")}}):
+            with pytest.raises(ApiError) as raised:
+                client.dry_run(request)
+            assert raised.value.status == 422 and not raised.value.unreachable
+            assert raised.value.message.startswith("The request could not be sent to the Replay API")
+        assert client.dry_run({"event_type": "OrderShipped"})["matched"] >= 0  # the client still works
+    finally:
+        client.close()
+
+
 def test_a_missing_queue_is_explained_beside_the_queue_field(client):
     token = csrf_token(client)
     response = client.post("/", data={"event_type": "OrderShipped", "target_queue": unique("missing"),

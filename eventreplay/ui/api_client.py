@@ -18,7 +18,8 @@ TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
 
 class ApiError(Exception):
-    """The API answered with an error, or could not be reached (status None)."""
+    """The API answered with an error, or could not be reached (status None), or the request could
+    not be encoded at all (422, like the API's answer to a request it cannot accept)."""
 
     def __init__(self, message: str, status: int | None = None, errors: list[dict] | None = None):
         super().__init__(message)
@@ -56,7 +57,15 @@ class ReplayApiClient:
     # -- transport -----------------------------------------------------------------------------
     def _request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs) -> httpx.Response:
         try:
-            response = self._http.request(method, path, **kwargs)
+            request = self._http.build_request(method, path, **kwargs)
+        except (ValueError, TypeError, RecursionError) as error:
+            # a value JSON cannot carry (inf, NaN) or nested beyond reach: nothing was sent; the
+            # request is the problem, as with the API's own 422
+            text = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+            raise ApiError(f"The request could not be sent to the Replay API: it holds a value JSON cannot "
+                           f"carry ({text}).", 422) from None
+        try:
+            response = self._http.send(request)
         except httpx.TimeoutException:
             raise ApiError(f"The Replay API at {self.base_url} did not answer in time.") from None
         except httpx.HTTPError as error:

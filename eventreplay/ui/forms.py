@@ -3,6 +3,7 @@ every POST of the app as well, so a form without one is refused even if a view f
 from __future__ import annotations
 
 import json
+import math
 from datetime import timezone
 
 from flask_wtf import FlaskForm
@@ -17,6 +18,17 @@ from wtforms.validators import Length, NumberRange, Optional, Regexp, Validation
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
 # RabbitMQ allows up to 255 bytes of any text in a queue name; refuse only what cannot be meant
 NAME = Regexp(r"^[^\s].*$", message="Must not start with a space.")
+
+
+def finite(_form, field) -> None:
+    """FloatField reads "inf", "nan" and "1e999" as numbers; none of them is a rate or a speed (and
+    JSON cannot carry them to the API)."""
+    if field.data is not None and not math.isfinite(field.data):
+        raise ValidationError("Enter a finite number.")
+
+
+def _finite_values(value) -> bool:
+    return not any(isinstance(v, float) and not math.isfinite(v) for v in value.values())
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -45,8 +57,8 @@ class ReplayForm(FlaskForm):
     match = TextAreaField("Payload match (JSON object)", validators=[Optional(), Length(max=2000)],
                           description='Equality on top-level fields, e.g. {"order_id": "…"}.')
     limit = IntegerField("Limit", validators=[Optional(), NumberRange(min=1)], description="At most this many events.")
-    rate = FloatField("Rate (events/s)", validators=[Optional(), NumberRange(min=0.001)])
-    speed = FloatField("Speed (× original spacing)", validators=[Optional(), NumberRange(min=0.001)],
+    rate = FloatField("Rate (events/s)", validators=[Optional(), finite, NumberRange(min=0.001)])
+    speed = FloatField("Speed (× original spacing)", validators=[Optional(), finite, NumberRange(min=0.001)],
                        description="1 = real time, 60 = a minute per second.")
     create_queue = BooleanField("Create the queue if missing")
     preview = SubmitField("Preview")
@@ -82,10 +94,16 @@ class ReplayForm(FlaskForm):
             return
         try:
             value = json.loads(field.data)
-        except ValueError as error:
+        except json.JSONDecodeError as error:
             raise ValidationError(f"Not valid JSON: {error.msg}.") from None
+        except RecursionError:
+            raise ValidationError("Nested too deeply: must be a JSON object of plain values.") from None
+        except (ValueError, ArithmeticError):  # e.g. an integer of more than 4,300 digits
+            raise ValidationError("Not usable JSON: a number in it is too long.") from None
         if not isinstance(value, dict) or any(isinstance(v, (dict, list)) for v in value.values()):
             raise ValidationError("Must be a JSON object of plain values.")
+        if not _finite_values(value):
+            raise ValidationError("Numbers must be finite (no NaN or Infinity).")
 
     def to_request(self) -> dict:
         """The ReplayRequest of docs/api.md; empty fields are left out so the API's defaults apply."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from datetime import datetime
 from itertools import islice
@@ -29,13 +30,34 @@ def _match(text: str | None) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(text)
-    except ValueError:
+    except RecursionError:
+        raise _invalid("match", "is nested too deeply; must be a JSON object of field names to scalar values") from None
+    except json.JSONDecodeError:
         raise _invalid("match", "must be a JSON object, e.g. {\"order_id\": \"o-1\"}") from None
+    except (ValueError, ArithmeticError) as error:  # e.g. an integer of more than 4,300 digits
+        raise _invalid("match", f"is not usable JSON ({_first_line(error)})") from None
     if not isinstance(value, dict) or not all(
         isinstance(v, (str, int, float, bool)) or v is None for v in value.values()
     ):
         raise _invalid("match", "must be a JSON object of field names to scalar values")
+    for key, item in value.items():
+        if isinstance(item, float) and not math.isfinite(item):
+            raise _invalid("match", f"value for {key!r} must be a finite number")
     return value or None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0][:200] if text else "") or type(error).__name__
+
+
+def _utc(field: str, moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    try:
+        return as_utc(moment)
+    except ValueError as error:  # an offset that moves it outside years 1-9999
+        raise _invalid(field, str(error)) from None
 
 
 @router.get("/event-types", response_model=list[EventTypeCount], summary="Stored event types with counts",
@@ -56,8 +78,8 @@ def list_events(
     after: Annotated[int | None, Query(ge=0, le=MAX_POSITION, description="Cursor: events after this position.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ):
-    since = as_utc(since) if since else None
-    until = as_utc(until) if until else None
+    since = _utc("since", since)
+    until = _utc("until", until)
     if since is not None and until is not None and since >= until:
         raise _invalid("until", "since must be earlier than until")
     query = EventQuery(
