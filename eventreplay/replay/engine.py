@@ -301,8 +301,10 @@ class ReplayRun(threading.Thread):
         """The matching events, read by a thread of their own into a bounded queue. While the store
         takes long to find the next match (a sparse type, a payload match filtered row by row), this
         thread keeps serving the broker connection (heartbeats, confirms) instead of waiting inside
-        the store's read; the queue's bound keeps memory flat."""
-        feed: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
+        the store's read; the queue's bound keeps memory flat. Events travel in chunks (a queue
+        operation per event costs more than publishing it), but a chunk goes at once whenever the
+        publishing thread has nothing left to do."""
+        feed: queue.Queue = queue.Queue(maxsize=READ_AHEAD // READ_CHUNK)
         halt = threading.Event()
 
         def offer(item) -> bool:
@@ -316,9 +318,15 @@ class ReplayRun(threading.Thread):
 
         def read() -> None:
             try:
+                chunk: list[StoredEvent] = []
                 for event in _closing(self.store.read(query)):
-                    if not offer(event):
-                        return
+                    chunk.append(event)
+                    if len(chunk) >= READ_CHUNK or feed.empty():
+                        if not offer(chunk):
+                            return
+                        chunk = []
+                if chunk and not offer(chunk):
+                    return
                 offer(_END_OF_READ)
             except BaseException as error:  # noqa: BLE001 - handed over to the publishing thread
                 offer(error)
@@ -337,7 +345,7 @@ class ReplayRun(threading.Thread):
                     return
                 if isinstance(item, BaseException):
                     raise item
-                yield item
+                yield from item
         finally:
             halt.set()
             reader.join(timeout=10)
@@ -360,6 +368,7 @@ class ReplayRun(threading.Thread):
 
 _END_OF_READ = object()
 READ_AHEAD = 2048  # events read ahead of publishing at most
+READ_CHUNK = 256
 
 
 def _closing(iterator: Iterator[StoredEvent]) -> Iterator[StoredEvent]:
