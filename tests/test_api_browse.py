@@ -140,3 +140,21 @@ def test_replay_refuses_overflowing_times_with_422(api, target_queue):
     response = api.post("/replay", json={"event_type": "OrderPlaced", "dry_run": True,
                                          "since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59Z"})
     assert response.status_code == 200, response.text
+
+
+def test_the_docs_page_needs_no_internet(api):
+    import re
+
+    page = api.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", page.text)
+    assert assets and not [a for a in assets if a.startswith(("http://", "https://", "//"))], assets
+    for asset in assets:
+        assert api.get(asset).status_code == 200, asset
+
+
+def test_a_body_that_cannot_be_decoded_is_a_422(api):
+    for body in (b'{"target_queue": "\xff\xfe"}', b"[" * 100_000 + b"]" * 100_000):
+        response = api.post("/replay", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"] == "body"

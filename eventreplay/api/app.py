@@ -6,6 +6,7 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from eventreplay.api import errors
@@ -37,7 +38,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await run_in_threadpool(services.close)
 
-    app = FastAPI(
+    # FastAPIOffline serves /docs and /redoc from vendored files instead of a CDN: the docs must work
+    # on a machine without internet access, like the rest of the system.
+    app = FastAPIOffline(
         title="eventreplay Replay API",
         version="1.0.0",
         description=DESCRIPTION,

@@ -58,6 +58,11 @@ async def validation_error(_request: Request, exc: RequestValidationError) -> JS
 
 
 async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        # FastAPI's answer to a body it cannot even decode (not UTF-8, nested too deeply): bad input
+        # like any other, so the same 422 shape.
+        message = "the request body is not valid JSON (not UTF-8, or nested too deeply)"
+        return _json(422, f"invalid request: body: {message}", errors=[{"field": "body", "message": message}])
     response = _json(exc.status_code, str(exc.detail))
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
