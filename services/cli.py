@@ -149,8 +149,9 @@ def info(cfg: Config) -> int:
   AMQP broker          {cfg.display_amqp_url}
   Event store          {store}""" + ("""
   EventStoreDB UI      http://localhost:2113""" if store.startswith("esdb") else "") + f"""
-  Logs and data        {cfg.run_dir}
-  Ctrl-C stops all processes started here; `./run stop_services` stops the broker.
+  Service data         {cfg.run_dir}  (the processes log to this terminal)
+  Ctrl-C stops the processes started here; `./run stop_services` stops a broker that
+  start_services started (one it found running is left alone).
 """, flush=True)
     return 0
 
