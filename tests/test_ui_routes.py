@@ -205,12 +205,86 @@ def test_a_request_the_client_cannot_encode_is_a_readable_error(api):
 
 def test_a_missing_queue_is_explained_beside_the_queue_field(client):
     token = csrf_token(client)
-    response = client.post("/", data={"event_type": "OrderShipped", "target_queue": unique("missing"),
-                                      "csrf_token": token})
+    queue = unique("missing")
+    response = client.post("/", data={"event_type": "OrderShipped", "target_queue": queue, "csrf_token": token})
     page = response.get_data(as_text=True)
     assert response.status_code == 404
-    block = re.search(r'<ul id="target_queue-error" class="errors">(.*?)</ul>', page, re.S)
-    assert block and "Create the queue if missing" in block.group(1)
+    # the form's own words, not the API's advice to API clients ("send "create_queue": true")
+    assert field_error(page, "target_queue") == (
+        f"<li>Queue &#39;{queue}&#39; does not exist. Tick “Create the queue if missing” to declare it.</li>")
+    assert "&#34;create_queue&#34;: true" not in page and "create it first" not in page
+
+
+def test_a_missing_exchange_is_explained_beside_the_exchange_field(client):
+    token = csrf_token(client)
+    exchange = unique("no-exchange")
+    response = client.post("/", data={"event_type": "OrderShipped", "target_exchange": exchange, "csrf_token": token})
+    assert response.status_code == 404
+    assert f"Exchange &#39;{exchange}&#39; does not exist." in field_error(response.get_data(as_text=True),
+                                                                          "target_exchange")
+
+
+@pytest.mark.parametrize("button", [{}, {"preview": "Preview"}])
+def test_a_routing_key_with_a_queue_is_a_field_error_not_dropped(client, api, button):
+    token = csrf_token(client)
+    before = len(httpx.get(f"{api.url}/replays", timeout=5).json())
+    response = client.post("/", data={"event_type": "OrderShipped", "target_queue": unique("rk"),
+                                      "routing_key": "order-events", "csrf_token": token, **button})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "A routing key goes with a target exchange; leave it empty for a queue." in field_error(page, "routing_key")
+    assert re.search(r'<details class="more"\s+open>', page)  # the field with the error is in view
+    assert len(httpx.get(f"{api.url}/replays", timeout=5).json()) == before  # nothing started
+
+
+def test_a_routing_key_with_an_exchange_is_sent_to_the_api(app, client, api):
+    from werkzeug.datastructures import MultiDict
+
+    from eventreplay.ui.forms import ReplayForm
+
+    token = csrf_token(client)
+    response = client.post("/", data={"event_type": "OrderShipped", "target_exchange": "ecommerce-exchange",
+                                      "routing_key": "replayed.key", "preview": "Preview", "csrf_token": token})
+    assert response.status_code == 200, field_error(response.get_data(as_text=True), "routing_key")
+    with app.test_request_context("/", method="POST"):
+        form = ReplayForm(formdata=MultiDict({"event_type": "OrderShipped", "target_exchange": "x",
+                                              "routing_key": "k"}), meta={"csrf": False})
+        assert form.validate() and form.to_request()["routing_key"] == "k"
+    # the API, too, refuses the combination the form now names
+    answer = httpx.post(f"{api.url}/replay", headers=api_headers(), timeout=10,
+                        json={"event_type": "OrderShipped", "target_queue": "q", "routing_key": "k"})
+    assert answer.status_code == 422 and answer.json()["errors"]
+
+
+def test_all_event_types_is_an_explicit_choice(client, api, amqp):
+    token = csrf_token(client)
+    total = sum(SEED.values()) + 1
+    response = client.post("/", data={"all_types": "y", "preview": "Preview", "csrf_token": token})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200, page
+    assert f"<strong data-preview-count>{total:,}</strong>".replace(",", "\u202f") in page
+    # the prototype's post with an empty type still asks for one: "all" is never a default
+    response = client.post("/", data={"event_type": "", "target_queue": "q", "csrf_token": token})
+    assert response.status_code == 422
+    assert "Choose an event type." in field_error(response.get_data(as_text=True), "event_type")
+    # all types plus a named type: contradictory, said beside the box
+    for named in ({"event_type": "OrderShipped"}, {"event_types": ["OrderShipped"]}):
+        response = client.post("/", data={"all_types": "y", **named, "preview": "Preview", "csrf_token": token})
+        assert response.status_code == 422
+        assert "Untick “All event types”" in field_error(response.get_data(as_text=True), "all_types")
+    # a real replay of every type (limited): the job's request names no type
+    queue = unique("ui-all")
+    response = client.post("/", data={"all_types": "y", "target_queue": queue, "create_queue": "y", "limit": "40",
+                                      "csrf_token": token})
+    try:
+        assert response.status_code == 302, field_error(response.get_data(as_text=True), "all_types")
+        job = wait_for_job(api.url, API_KEY, response.headers["Location"].rsplit("/", 1)[1])
+        assert job["state"] == "completed" and job["published"] == 40
+        assert "event_type" not in job["request"] and "event_types" not in job["request"]
+        assert queue_depth(amqp, queue) == 40
+        assert "all types" in client.get(response.headers["Location"]).get_data(as_text=True)
+    finally:
+        delete_queue(amqp, queue)
 
 
 def test_create_queue_declares_the_target(client, api, amqp):
@@ -370,10 +444,15 @@ def test_static_assets_and_favicons_are_served_by_the_app(client):
 def test_an_unreachable_api_is_a_readable_message(unused_url):
     app = create_app({"TESTING": True, "REPLAY_API_URL": unused_url, "REPLAY_API_KEY": API_KEY})
     client = app.test_client()
-    page = client.get("/").get_data(as_text=True)
-    assert "unreachable" in page and "Traceback" not in page
-    response = client.get("/replays/")
-    assert response.status_code == 502 and "unreachable" in response.get_data(as_text=True)
+    # the overview's main content is the form, which still works: 200 with the notice
+    response = client.get("/")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "unreachable" in page and "Traceback" not in page
+    # pages whose content is the API's: 502 Bad Gateway with the same readable notice
+    for path in ("/replays/", "/events/", "/events/?event_type=OrderPlaced&limit=25"):
+        response = client.get(path)
+        page = response.get_data(as_text=True)
+        assert response.status_code == 502 and "unreachable" in page and "Traceback" not in page, path
     assert client.get("/replays/status.json").get_json()["error"]
     response = client.get(f"/events/{uuid.uuid4()}")
     assert response.status_code == 502 and "unreachable" in response.get_data(as_text=True)

@@ -32,6 +32,13 @@ class ApiError(Exception):
     def unreachable(self) -> bool:
         return self.status is None
 
+    @property
+    def page_status(self) -> int:
+        """The UI's status for a page whose main content this error left out: the API's own 404 /
+        409 / 422 pass through; an unreachable or failing API is 502 Bad Gateway (the UI is a
+        gateway to it). Every page and the error handler answer the same way."""
+        return self.status if self.status in (404, 409, 422) else 502
+
     def field_errors(self) -> dict[str, list[str]]:
         """Field name -> messages. The API may name a field by its path ("body.limit"); the form
         knows the last part only."""

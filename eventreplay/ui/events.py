@@ -33,6 +33,7 @@ def index():
         SelectChoice(str(t["event_type"]), f"{t['event_type']} ({format_number(t.get('count'))})") for t in types]
 
     page, error = None, types_error
+    status = 200
     after = _cursor(request.args.get("after"))
     # The cursors of the pages before this one ("s" = the first page), carried in the URL, so that
     # "Previous" works although the API only pages forwards.
@@ -46,6 +47,9 @@ def index():
             )
         except ApiError as api_error:
             error = api_error.message
+            # the list of events is this page's content: without it, 502 Bad Gateway (as on
+            # /replays/), with the readable notice; a failed type list alone only narrows the picker
+            status = api_error.page_status
     query = {k: v for k, v in request.args.items() if k in ("event_type", "since", "until", "limit") and v}
     links = {}
     if page and page.get("next_after") is not None:
@@ -61,7 +65,7 @@ def index():
         links["previous"] = url_for("events.index", **args)
         links["first"] = url_for("events.index", **query)
     return render_template("events/index.html", form=form, page=page, error=error, links=links,
-                           page_number=len(trail) + 1 if after is not None else 1)
+                           page_number=len(trail) + 1 if after is not None else 1), status
 
 
 @bp.route("/<event_id>")

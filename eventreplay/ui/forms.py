@@ -47,6 +47,9 @@ class ReplayForm(FlaskForm):
     # field names event_type and target_queue are the prototype's: its form posts keep working
     event_type = StringField("Event type", validators=[Optional(), Length(max=200)],
                              description="Pick a stored type or type any name.")
+    # the API replays every type when none is named; an empty type alone stays an error (a
+    # forgotten field must not replay the whole archive), so "all" is an explicit choice
+    all_types = BooleanField("All event types", description="Replay every stored type (leave the event type empty).")
     event_types = MultiCheckboxField("More event types", choices=[], validate_choice=False)
     target_queue = StringField("Target queue", validators=[Optional(), Length(max=255), NAME])
     target_exchange = StringField("Target exchange (instead of a queue)", validators=[Optional(), Length(max=255), NAME])
@@ -68,8 +71,17 @@ class ReplayForm(FlaskForm):
         # Rules across fields run here: an Optional() field skips its own inline validators
         # when it is empty, and "empty" is exactly what these rules are about.
         valid = super().validate(extra_validators)
-        if not (self.event_type.data or "").strip() and not self.event_types.data:
+        named_types = bool((self.event_type.data or "").strip() or self.event_types.data)
+        if self.all_types.data and named_types:
+            self.all_types.errors.append("Untick “All event types” or leave the event types empty.")
+            valid = False
+        elif not named_types and not self.all_types.data:
             self.event_type.errors.append("Choose an event type.")
+            valid = False
+        # the API refuses a routing key without an exchange (422); never drop it silently
+        if self.routing_key.data and not self.target_exchange.data:
+            self.routing_key.errors.append(
+                "A routing key goes with a target exchange; leave it empty for a queue.")
             valid = False
         # a preview publishes nothing, so it needs no target (the API agrees: dry_run needs none)
         if not self.preview.data:
@@ -112,7 +124,7 @@ class ReplayForm(FlaskForm):
             "event_types": [t for t in self.event_types.data or [] if t] or None,
             "target_queue": self.target_queue.data or None,
             "target_exchange": self.target_exchange.data or None,
-            "routing_key": (self.routing_key.data or None) if self.target_exchange.data else None,
+            "routing_key": self.routing_key.data or None,
             "since": utc_iso(self.since.data),
             "until": utc_iso(self.until.data),
             "match": json.loads(self.match.data) if self.match.data else None,

@@ -59,6 +59,10 @@ def index():
     form.event_types.choices = [SelectChoice(t["event_type"], f"{t['event_type']} ({format_number(t['count'])})")
                                 for t in overview["types"]]
     preview = None
+    # Status codes when the API is down (the same rule on every page): a page whose main content
+    # comes from the API answers 502 with a readable notice (/replays/, /events/, a job, an event).
+    # This page's main content is the replay form, which still renders: a GET stays 200, with the
+    # notice in the archive card; a submitted form the API could not take is 502 (_show_api_error).
     status = 200
     if not form.is_submitted() and request.args.get("event_type"):
         # "Replay this type" links from the events pages prefill the form
@@ -86,10 +90,16 @@ def index():
 
 def _show_api_error(form: ReplayForm, error: ApiError) -> int:
     """Put the API's field errors beside our fields; anything else goes in a message at the top."""
-    if error.status == 404 and not error.errors and form.target_queue.data:
-        # POST /replay answers 404 for one reason: the target queue does not exist
-        form.target_queue.errors = list(form.target_queue.errors) + [
-            f"{error.message} Tick “Create the queue if missing” to declare it."]
+    if error.status == 404 and not error.errors and (form.target_queue.data or form.target_exchange.data):
+        # POST /replay answers 404 for one reason: the target does not exist. The API's own message
+        # speaks to API clients ("send create_queue": true); the form says it in its own words.
+        if form.target_queue.data:
+            form.target_queue.errors = list(form.target_queue.errors) + [
+                f"Queue '{form.target_queue.data}' does not exist. "
+                "Tick “Create the queue if missing” to declare it."]
+        else:
+            form.target_exchange.errors = list(form.target_exchange.errors) + [
+                f"Exchange '{form.target_exchange.data}' does not exist. Declare it in RabbitMQ first."]
         return 404
     leftover = []
     for name, messages in error.field_errors().items():
@@ -100,9 +110,7 @@ def _show_api_error(form: ReplayForm, error: ApiError) -> int:
             leftover += messages
     if not error.field_errors() or leftover:
         flash(error.message if not leftover else f"{error.message} ({'; '.join(leftover)})", "error")
-    if error.unreachable:
-        return 502
-    return error.status if error.status in (404, 409, 422) else 502
+    return error.page_status
 
 
 @bp.route("/overview.json")

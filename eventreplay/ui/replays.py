@@ -22,14 +22,15 @@ def _state_filter() -> str | None:
 @bp.route("/")
 def index():
     state = _state_filter()
-    jobs, error = [], None
+    jobs, error, status = [], None, 200
     try:
         jobs = [job_view(job) for job in get_api().list_replays(limit=LIST_LIMIT, state=state)]
     except ApiError as api_error:
-        # the page still renders (and its polling recovers once the API answers again)
-        error = api_error.message
+        # The list is this page's content: without it the answer is 502 (like /events/), yet the
+        # page still renders with the notice, and its polling recovers once the API answers again.
+        error, status = api_error.message, api_error.page_status
     return render_template("replays/index.html", jobs=jobs, state=state, states=STATES,
-                           action_form=ActionForm(), error=error), (200 if error is None else 502)
+                           action_form=ActionForm(), error=error), status
 
 
 @bp.route("/status.json")

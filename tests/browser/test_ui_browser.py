@@ -120,6 +120,31 @@ def test_field_errors_are_shown_beside_the_fields(page: Page, system, screenshot
     shot(page, screenshots, "replay-form-errors-phone", phone=True)
 
 
+def test_all_event_types_and_a_routing_key_without_an_exchange(page: Page, system, screenshots):
+    queue = unique("ui-all-types")
+    page.goto(system.ui + "/")
+    page.get_by_label("All event types").check()
+    page.get_by_label("Target queue").fill(queue)
+    page.get_by_text("More options").click()
+    page.get_by_label("Routing key").fill("order-events")
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        page.get_by_role("button", name="Start replay").click()
+    assert posted.value.status == 422
+    # the routing key is not dropped: it is named beside its field, which stays in view
+    expect(page.locator("#routing_key-error")).to_have_text(
+        "A routing key goes with a target exchange; leave it empty for a queue.")
+    expect(page.get_by_label("Routing key")).to_be_visible()
+    expect(page.get_by_label("All event types")).to_be_checked()
+    expect(page.locator("#event_type-error")).to_have_count(0)  # "all" stood in for a type
+    shot(page, screenshots, "replay-form-routing-key")
+    jobs = httpx.get(f"{system.api}/replays", timeout=5).json()
+    assert not [job for job in jobs if job["request"].get("target_queue") == queue]
+
+    page.get_by_label("Routing key").fill("")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("[data-preview-count]")).to_have_text(number(sum(system.counts.values())))
+
+
 def test_choose_a_type_preview_start_and_watch_it_complete(page: Page, system, screenshots, amqp):
     event_type = "OrderPlaced"
     expected = system.counts[event_type]
