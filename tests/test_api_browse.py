@@ -158,3 +158,35 @@ def test_a_body_that_cannot_be_decoded_is_a_422(api):
         response = api.post("/replay", content=body, headers={"Content-Type": "application/json"})
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["field"] == "body"
+
+
+def test_replay_refuses_limit_rate_and_speed_that_are_not_plain_numbers(api, target_queue):
+    """`true` is not a count, NaN is not a pace, and 1e30 is not "an input string": a 422 naming the
+    field with a message an operator can act on (a raw body, since JSON has no NaN literal)."""
+    cases = [
+        ('"limit": true', "limit", "limit must be an integer between 1 and 1000000000000, not true"),
+        ('"limit": false', "limit", "limit must be an integer between 1 and 1000000000000, not false"),
+        ('"limit": 1.5', "limit", "limit must be an integer between 1 and 1000000000000"),
+        ('"limit": 1e30', "limit", "limit must be an integer between 1 and 1000000000000"),
+        ('"limit": 1000000000001', "limit", "limit must be an integer between 1 and 1000000000000"),
+        ('"limit": 0', "limit", "limit must be an integer between 1 and 1000000000000"),
+        ('"limit": "5"', "limit", "limit must be an integer between 1 and 1000000000000"),
+        ('"rate": NaN', "rate", "rate must be a finite number"),
+        ('"rate": Infinity', "rate", "rate must be a finite number"),
+        ('"rate": true', "rate", "rate must be a number, not true"),
+        ('"speed": -Infinity', "speed", "speed must be a finite number"),
+        ('"speed": NaN', "speed", "speed must be a finite number"),
+    ]
+    for dry_run in (False, True):
+        for fragment, field, message in cases:
+            body = f'{{"event_type": "OrderPlaced", "target_queue": "{target_queue}", "dry_run": {str(dry_run).lower()}, {fragment}}}'
+            response = api.post("/replay", content=body, headers={"Content-Type": "application/json"})
+            assert response.status_code == 422, (fragment, response.status_code, response.text[:300])
+            errors = response.json()["errors"]
+            assert errors == [{"field": field, "message": message}], (fragment, errors)
+            assert response.json()["detail"] == f"invalid request: {field}: {message}"
+    assert api.get("/replays").json() == []  # nothing was started
+    # plain numbers still work, an integral rate or speed included
+    for fields in ({"limit": 1}, {"limit": 1_000_000_000_000}, {"rate": 2}, {"rate": 0.5}, {"speed": 60}):
+        response = api.post("/replay", json={"event_type": "OrderPlaced", "dry_run": True, **fields})
+        assert response.status_code == 200, (fields, response.text)

@@ -6,7 +6,7 @@ import math
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from eventreplay.schema import as_utc
 from eventreplay.store.base import EventQuery
@@ -99,6 +99,32 @@ class ReplaySpec(BaseModel):
     def _routing_key(cls, value: str | None) -> str | None:
         if value is not None and len(value.encode("utf-8")) > MAX_NAME_BYTES:
             raise ValueError(f"routing_key is longer than {MAX_NAME_BYTES} bytes")
+        return value
+
+    # Before pydantic's own coercion, which would read `true` as 1, `"5"` as 5 and report 1e30 as
+    # "Unable to parse input string": a count is a JSON integer, a pace a finite JSON number.
+    @field_validator("limit", mode="before")
+    @classmethod
+    def _strict_limit(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise ValueError(f"limit must be an integer between 1 and {MAX_LIMIT}, not {str(value).lower()}")
+        if not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
+            raise ValueError(f"limit must be an integer between 1 and {MAX_LIMIT}")
+        return value
+
+    @field_validator("rate", "speed", mode="before")
+    @classmethod
+    def _finite_pace(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise ValueError(f"{info.field_name} must be a number, not {str(value).lower()}")
+        if not isinstance(value, (int, float)):
+            raise ValueError(f"{info.field_name} must be a number")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{info.field_name} must be a finite number")
         return value
 
     @field_validator("since", "until")
