@@ -390,6 +390,73 @@ def test_events_time_window_narrows_the_result(client):
     assert "No events match" in page
 
 
+def _event_ids(page: str) -> list[str]:
+    return re.findall(r'<a href="/events/([0-9a-f-]{36})">', page)
+
+
+def test_events_payload_match_shows_only_that_orders_events(client, api):
+    response = client.get("/events/", query_string={"match": '{"order_id": "ORD-00003"}'})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    ids = _event_ids(page)
+    # the seed gives every type an ORD-00003 (types with more than 3 events): one row each
+    assert len(ids) == sum(1 for count in SEED.values() if count > 3)
+    for event_id in ids:
+        body = httpx.get(f"{api.url}/events/{event_id}", timeout=5).json()["body"]
+        assert body["order_id"] == "ORD-00003"
+    assert 'value="{&#34;order_id&#34;: &#34;ORD-00003&#34;}"' in page  # the field keeps what was typed, escaped
+
+
+def test_events_match_and_several_types_are_combined_and_kept_across_pages(client, api):
+    query = [("event_type", "OrderPlaced"), ("event_type", "PaymentProcessed"),
+             ("match", '{"order_id": "ORD-00003"}')]
+    page = client.get("/events/", query_string=query).get_data(as_text=True)
+    types = re.findall(r'<td data-label="Type">([^<]+)</td>', page)
+    assert sorted(types) == ["OrderPlaced", "PaymentProcessed"]
+    ticked = re.findall(r'<input checked id="event_type-\d+" name="event_type" type="checkbox" value="([^"]+)">', page)
+    assert sorted(ticked) == ["OrderPlaced", "PaymentProcessed"]
+    # several types, one page of 25 after another: the pager keeps every type and the match
+    page = client.get("/events/", query_string=[("event_type", "OrderPlaced"), ("event_type", "UserRegistered"),
+                                               ("limit", "25")]).get_data(as_text=True)
+    next_link = re.search(r'href="([^"]+)" rel="next"', page).group(1).replace("&amp;", "&")
+    assert "event_type=OrderPlaced" in next_link and "event_type=UserRegistered" in next_link
+    second = client.get(next_link).get_data(as_text=True)
+    assert set(re.findall(r'<td data-label="Type">([^<]+)</td>', second)) <= {"OrderPlaced", "UserRegistered"}
+    assert not set(_event_ids(page)) & set(_event_ids(second))
+    page = client.get("/events/", query_string={"match": '{"order_id": "ORD-00001"}', "limit": "25"})
+    page = page.get_data(as_text=True)
+    assert "rel=\"next\"" not in page  # a handful of events: one page
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"order_id": ', "Not valid JSON"),
+    ('["o-1"]', "Must be a JSON object of plain values."),
+    ('{"order_id": {"id": 1}}', "Must be a JSON object of plain values."),
+    ('{"n": NaN}', "Numbers must be finite"),
+    ("[" * 1900, "Nested too deeply"),
+    ('{"order_id": "' + "x" * 2000 + '"}', "Field cannot be longer than 2000 characters."),
+])
+def test_events_invalid_match_is_an_error_beside_the_field_not_500(client, text, message):
+    response = client.get("/events/", query_string={"match": text})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "Traceback" not in page
+    error = re.search(r'<ul id="match-error" class="errors">(.*?)</ul>', page, re.S)
+    assert error and message in error.group(1), page
+    assert 'aria-invalid="true"' in page and "<table" not in page
+
+
+def test_event_page_links_to_its_orders_history(client, api):
+    ids = _event_ids(client.get("/events/", query_string={"match": '{"order_id": "ORD-00003"}'}).get_data(as_text=True))
+    page = client.get(f"/events/{ids[0]}").get_data(as_text=True)
+    link = re.search(r'<a href="([^"]+)" data-history="order_id">', page).group(1).replace("&amp;", "&")
+    assert set(_event_ids(client.get(link).get_data(as_text=True))) == set(ids)
+
+
+def test_events_match_is_echoed_escaped(client):
+    page = client.get("/events/", query_string={"match": EVIL}).get_data(as_text=True)
+    assert "<script>alert" not in page and "&lt;/pre&gt;&lt;script&gt;" in page
+
+
 def test_event_page_shows_pretty_json_and_metadata_escaped(client, api):
     response = client.get(f"/events/{api.evil_event_id}")
     page = response.get_data(as_text=True)

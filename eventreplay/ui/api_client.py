@@ -115,9 +115,11 @@ class ReplayApiClient:
     def event_types(self) -> list[dict[str, Any]]:
         return self._json("GET", "/event-types")
 
-    def events(self, *, event_types=(), since=None, until=None, after=None, limit=50) -> dict[str, Any]:
+    def events(self, *, event_types=(), since=None, until=None, match=None, after=None, limit=50) -> dict[str, Any]:
+        """`match`: a JSON object as text (equality on top-level payload fields)."""
         params: list[tuple[str, Any]] = [("event_type", t) for t in event_types]
-        params += [(k, v) for k, v in (("since", since), ("until", until), ("after", after)) if v not in (None, "")]
+        params += [(k, v) for k, v in (("since", since), ("until", until), ("match", match), ("after", after))
+                   if v not in (None, "")]
         params.append(("limit", limit))
         return self._json("GET", "/events", params=params)
 

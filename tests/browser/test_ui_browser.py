@@ -245,7 +245,7 @@ def test_a_form_posted_without_its_csrf_token_is_refused(page: Page, system, scr
 def test_browse_the_events_and_open_one(page: Page, system, screenshots):
     page.goto(system.ui + "/events/")
     expect(page).to_have_title("Events · Event Replay")
-    page.get_by_label("Event type").select_option("OrderPlaced")
+    page.get_by_role("group", name="Event types").get_by_role("checkbox", name=re.compile(r"^OrderPlaced ")).check()
     page.get_by_label("Per page").select_option("25")
     page.get_by_role("button", name="Search").click()
     rows = page.locator("table.events tbody tr")
@@ -264,3 +264,26 @@ def test_browse_the_events_and_open_one(page: Page, system, screenshots):
     expect(page.locator("dl.facts")).to_contain_text("order-events")
     shot(page, screenshots, "event-detail")
     shot(page, screenshots, "event-detail-phone", phone=True)
+
+
+def test_search_events_by_payload_match(page: Page, system, screenshots):
+    page.goto(system.ui + "/events/")
+    match = page.get_by_label("Payload match (JSON object)")
+    match.fill('{"order_id": ')
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("#match-error")).to_contain_text("Not valid JSON")
+    expect(match).to_have_attribute("aria-invalid", "true")
+    shot(page, screenshots, "events-match-invalid")
+    # one order's history: take an order id from a stored event, then search for it
+    order_id = next(e["body"]["order_id"] for e in httpx.get(
+        f"{system.api}/events", params={"event_type": "OrderPlaced", "limit": 50}, timeout=5).json()["items"]
+        if isinstance(e["body"], dict) and e["body"].get("order_id"))
+    match.fill(json.dumps({"order_id": order_id}))
+    page.get_by_role("button", name="Search").click()
+    rows = page.locator("table.events tbody tr")
+    expect(rows.first).to_be_visible()
+    expect(page.locator("#match-error")).to_have_count(0)
+    for event_id in rows.locator("a").all_text_contents():
+        body = httpx.get(f"{system.api}/events/{event_id}", timeout=5).json()["body"]
+        assert body["order_id"] == order_id
+    shot(page, screenshots, "events-match")
