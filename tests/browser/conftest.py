@@ -28,7 +28,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    """Debian's chromium, never a Playwright download (`playwright install` is not used here)."""
+    """Debian's chromium at /usr/bin/chromium, never a browser downloaded by Playwright."""
     if not CHROMIUM.exists():
         pytest.fail("/usr/bin/chromium is missing: `./run test` installs it (apt-get install chromium)", False)
     return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS,
