@@ -14,7 +14,7 @@ import pika
 import pika.exceptions
 
 from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests
-from eventreplay.broker import ConfirmedPublisher
+from eventreplay.broker import ArchiveTopology, ConfirmedPublisher
 from eventreplay.ingest import ArchiveConsumer
 from eventreplay.settings import Settings
 from eventreplay.simulate import OutgoingEvent, publish_events
@@ -135,3 +135,16 @@ def close_broker_connections(amqp_url: str, connection_name: str) -> int:
             api.delete(f"/connections/{quote(name, safe='')}",
                        headers={"X-Reason": "test: connection dropped by the broker"}).raise_for_status()
         return len(names)
+
+
+@contextmanager
+def declared_archive(amqp_url: str, names: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The test's archive topology declared before the body runs (so nothing published is dropped
+    for want of a binding), and removed afterwards."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    ArchiveTopology(names["exchange"], names["archive_queue"], names["dead_letter_queue"]).declare(connection.channel())
+    connection.close()
+    try:
+        yield names
+    finally:
+        delete_topology(amqp_url, names)

@@ -8,13 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pika
 import pytest
 
-from eventreplay.broker import ArchiveTopology
 from eventreplay.simulate import EventFactory
 from eventreplay.store import EventQuery
-from tests.ingest_support import delete_topology, drain, publish, queue_depth, wait_for
+from tests.ingest_support import declared_archive, drain, publish, queue_depth, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = 5000
@@ -22,11 +20,8 @@ EVENTS = 5000
 
 @pytest.fixture
 def archive(amqp_url, names):
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    ArchiveTopology(names["exchange"], names["archive_queue"], names["dead_letter_queue"]).declare(connection.channel())
-    connection.close()
-    yield names
-    delete_topology(amqp_url, names)
+    with declared_archive(amqp_url, names):
+        yield names
 
 
 class ConsumerProcess:

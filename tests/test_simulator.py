@@ -10,13 +10,11 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pika
 import pytest
 
-from eventreplay.broker import ArchiveTopology
 from eventreplay.schema import EVENT_TYPES, parse_event, routing_key_for
 from eventreplay.simulate import EventFactory, SteadyClock
-from tests.ingest_support import delete_topology, drain, queue_depth, wait_for
+from tests.ingest_support import declared_archive, drain, queue_depth, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
@@ -110,11 +108,8 @@ def test_types_filter_keeps_only_those_types_from_the_same_stream():
 
 @pytest.fixture
 def bound(amqp_url, names):
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    ArchiveTopology(names["exchange"], names["archive_queue"], names["dead_letter_queue"]).declare(connection.channel())
-    connection.close()
-    yield names
-    delete_topology(amqp_url, names)
+    with declared_archive(amqp_url, names):
+        yield names
 
 
 def simulator(amqp_url, names, *args, tmp_path):
