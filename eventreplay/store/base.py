@@ -91,6 +91,11 @@ class EventQuery:
         if self.limit is not None and self.limit < 0:
             raise ValueError("limit must be >= 0")
 
+    @property
+    def selects_nothing(self) -> bool:
+        """A query no event can satisfy (limit 0, an empty list of types): no store need look."""
+        return self.limit == 0 or self.event_types == ()
+
     def matches(self, event: StoredEvent | NewEvent) -> bool:
         """The whole query except position and limit, evaluated in Python (for backends that cannot
         filter some part server-side)."""

@@ -446,7 +446,7 @@ class EventStoreDBEventStore(EventStore):
         return self._read(query)
 
     def _read(self, query: EventQuery) -> Iterator[StoredEvent]:
-        if query.limit == 0 or query.event_types == ():
+        if query.selects_nothing:
             return
         check = query.since is not None or query.until is not None or bool(query.match)
         produced = 0

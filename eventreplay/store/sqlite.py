@@ -368,7 +368,7 @@ class SQLiteEventStore(EventStore):
         return self._read(query)
 
     def _read(self, query: EventQuery) -> Iterator[StoredEvent]:
-        if query.limit == 0 or query.event_types == ():
+        if query.selects_nothing:
             return
         plan = _MatchPlan(dict(query.match) if query.match else None)
         if query.event_types is not None:
@@ -397,7 +397,7 @@ class SQLiteEventStore(EventStore):
         if plan.python or plan.needed:
             # json_valid fallbacks and Python-only keys need the rows; counting them streams.
             return sum(1 for _ in self.read(query))
-        if query.limit == 0 or query.event_types == ():
+        if query.selects_nothing:
             return 0
         clauses, params = self._where(query, plan, types=query.event_types)
         if query.after_position is not None:
