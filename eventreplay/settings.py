@@ -29,13 +29,33 @@ class Settings(BaseSettings):
     replay_queue: str = Field(
         "replayed", description="durable queue the Replay API declares at startup as a ready replay target"
     )
+    # A resume after a crash re-sends at most replay_window + replay_checkpoint_every events
+    # (docs/api.md, "Guarantees").
+    replay_window: int = Field(1000, ge=1, le=100_000, description="unconfirmed messages a replay keeps in flight")
+    replay_checkpoint_every: int = Field(
+        1000, ge=1, le=1_000_000, description="confirmed events a replay may run ahead of its recorded progress"
+    )
+    replay_give_up_s: float = Field(
+        300.0, gt=0, le=7 * 24 * 3600,
+        description="how long a replay keeps reconnecting through broker or store faults before it fails",
+    )
     replay_api_url: str = "http://127.0.0.1:8000"
     replay_api_key: SecretStr | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_max_body_bytes: int = Field(1024 * 1024, ge=1024, le=1024**3, description="larger request bodies get 413")
+    api_header_timeout_s: float = Field(10.0, gt=0, le=600, description="time a client has to send a request's headers")
+    api_keep_alive_s: int = Field(5, ge=1, le=600, description="idle time before a kept-alive connection is closed")
+    api_max_connections: int = Field(10_000, ge=10, le=1_000_000, description="connections served at once, beyond: 503")
     ui_host: str = "127.0.0.1"
     ui_port: int = 5000
     ui_secret_key: SecretStr | None = None
+    ui_threads: int = Field(8, ge=1, le=256, description="threads that run the UI's requests")
+    ui_max_connections: int = Field(10_000, ge=10, le=1_000_000, description="connections the UI holds at once")
+    ui_idle_timeout_s: int = Field(30, ge=1, le=3600, description="a UI connection silent this long is closed")
+    ui_trusted_proxy: str | None = Field(
+        None, description="address of a TLS-terminating proxy whose X-Forwarded-* headers the UI trusts",
+    )
 
     rabbitmq_management_port: int = 15672
     rabbitmq_dist_port: int = 25672
@@ -46,7 +66,7 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: str) -> str:
         return value.upper()
 
-    @field_validator("replay_api_key", "ui_secret_key", mode="before")
+    @field_validator("replay_api_key", "ui_secret_key", "ui_trusted_proxy", mode="before")
     @classmethod
     def _empty_is_unset(cls, value):
         return None if value in ("", None) else value

@@ -87,3 +87,21 @@ def names():
         "dead_letter_queue": f"{tag}-archive.dead-letter",
         "target_queue": f"{tag}-target",
     }
+
+
+@pytest.fixture(scope="session")
+def _private_broker_node(tmp_path_factory):
+    from tests.brokers import PrivateBroker
+
+    broker = PrivateBroker(tmp_path_factory.mktemp("private-rabbitmq")).start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def private_broker(_private_broker_node):
+    """A RabbitMQ node of the test session's own (tests/brokers.py), for tests that stop and start
+    their broker for real; running again after each test, whatever the test did to it."""
+    yield _private_broker_node
+    if not _private_broker_node.accepts_connections():
+        _private_broker_node.start_app()
