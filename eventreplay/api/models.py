@@ -85,7 +85,7 @@ class ReplayJobOut(BaseModel):
                     "first_position": 3, "last_position": 1198,
                     "last_event_timestamp": "2024-05-01T12:00:00Z",
                     "created_at": "2024-05-02T09:00:00Z", "started_at": "2024-05-02T09:00:00.01Z",
-                    "ended_at": "2024-05-02T09:00:00.2Z", "error": None,
+                    "ended_at": "2024-05-02T09:00:00.2Z", "error": None, "reconnecting": None,
                     "digest": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "runs": 1,
                     "up_to_position": 1200,
                 }
@@ -107,6 +107,9 @@ class ReplayJobOut(BaseModel):
     started_at: datetime | None
     ended_at: datetime | None
     error: str | None
+    reconnecting: str | None = Field(
+        None, description="While a running job waits out a broker or store fault: why, and until when it keeps trying.",
+    )
     digest: str
     runs: int = Field(description="How many times the job was started (1 + resumes).")
     up_to_position: int | None = Field(

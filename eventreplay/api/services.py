@@ -7,7 +7,7 @@ import logging
 import threading
 
 from eventreplay.api.metrics import ReplayMetrics
-from eventreplay.replay.engine import ReplayEngine
+from eventreplay.replay.engine import ReplayEngine, RunPolicy
 from eventreplay.replay.job_repository import JobRepository, open_job_repository
 from eventreplay.replay.targets import BrokerAdmin
 from eventreplay.settings import Settings
@@ -17,11 +17,14 @@ log = logging.getLogger(__name__)
 
 
 class Services:
-    def __init__(self, settings: Settings, *, replay_window: int = 1000):
+    def __init__(self, settings: Settings):
         self.settings = settings
         self.metrics = ReplayMetrics()
         self.broker = BrokerAdmin(settings.amqp_url)
-        self.replay_window = replay_window
+        self.replay_policy = RunPolicy(
+            window=settings.replay_window, checkpoint_every=settings.replay_checkpoint_every,
+            give_up_after=settings.replay_give_up_s,
+        )
         self._lock = threading.Lock()
         self._store: EventStore | None = None
         self._jobs: JobRepository | None = None
@@ -52,9 +55,7 @@ class Services:
             self._store = store
             jobs = self._jobs or open_job_repository(url, store)
             self._jobs = jobs
-            engine = ReplayEngine(
-                store, jobs, self.settings.amqp_url, observer=self.metrics, window=self.replay_window
-            )
+            engine = ReplayEngine(store, jobs, self.settings.amqp_url, observer=self.metrics, policy=self.replay_policy)
             engine.interrupt_leftovers()
             self._engine = engine
             return engine

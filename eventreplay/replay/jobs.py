@@ -1,4 +1,10 @@
-"""The replay job: its states and the record kept of it while it runs and after it ended."""
+"""The replay job: its states, every allowed change between them, and the record kept of it while it
+runs and after it ended.
+
+Every state change is a method of ReplayJob (`start`, `end`, `reopen`) that checks the move against
+one table, so "a job never goes back from an end state" holds by construction: only a resume
+(`reopen`) leaves `interrupted`, `failed` or `cancelled`, and nothing leaves `completed`.
+"""
 from __future__ import annotations
 
 import enum
@@ -11,6 +17,14 @@ from pydantic import BaseModel, Field
 from eventreplay.replay.spec import ReplaySpec
 
 EMPTY_DIGEST = hashlib.sha256().hexdigest()
+
+
+class JobNotFound(Exception):
+    """No job has this id (HTTP 404)."""
+
+
+class JobStateConflict(Exception):
+    """The job is in a state that does not allow the operation (HTTP 409)."""
 
 
 class JobState(str, enum.Enum):
@@ -30,7 +44,17 @@ class JobState(str, enum.Enum):
         return self in (JobState.interrupted, JobState.failed, JobState.cancelled)
 
 
-ACTIVE_STATES = (JobState.pending, JobState.running)
+# Jobs in these states have a run somewhere (or had one in a process that stopped).
+UNFINISHED_STATES = (JobState.pending, JobState.running)
+
+_MOVES: dict[JobState, frozenset[JobState]] = {
+    JobState.pending: frozenset({JobState.running, JobState.cancelled, JobState.interrupted, JobState.failed}),
+    JobState.running: frozenset({JobState.completed, JobState.failed, JobState.cancelled, JobState.interrupted}),
+    JobState.completed: frozenset(),
+    JobState.failed: frozenset({JobState.pending}),
+    JobState.cancelled: frozenset({JobState.pending}),
+    JobState.interrupted: frozenset({JobState.pending}),
+}
 
 
 def utcnow() -> datetime:
@@ -41,8 +65,9 @@ class ReplayJob(BaseModel):
     """One replay. Counts and positions describe what the broker confirmed so far:
 
     - `confirmed` events are exactly the first `confirmed` events matching the request, in store
-      order (the engine advances only over a contiguous run of confirms), and `last_position` is the
+      order (the run advances only over a contiguous run of confirms), and `last_position` is the
       position of the last of them. That is the point a resume continues after.
+    - `published` counts those plus the ones sent and not yet confirmed.
     - `digest` is SHA-256 over the bodies of those confirmed events, in order. A resume re-reads
       them to rebuild the hash (a hashlib object cannot be persisted), so a resumed job's digest
       covers its whole content, the same as a replay that never stopped.
@@ -62,6 +87,8 @@ class ReplayJob(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     error: str | None = None
+    # While a running job waits out a broker or store fault: why, and until when it keeps trying.
+    reconnecting: str | None = None
     digest: str = EMPTY_DIGEST
     runs: int = 0  # how many times the job was started (1 + resumes)
     # The store's last position when the job first started: the job replays what was archived up
@@ -74,3 +101,29 @@ class ReplayJob(BaseModel):
 
     def copy_of(self) -> "ReplayJob":
         return self.model_copy(deep=True)
+
+    # state changes ------------------------------------------------------------------------------
+    def _move(self, to: JobState) -> None:
+        if to not in _MOVES[self.state]:
+            if self.state.ended:
+                raise JobStateConflict(f"replay {self.id} has already ended ({self.state.value})")
+            raise JobStateConflict(f"replay {self.id} is {self.state.value}; it cannot become {to.value}")
+        self.state = to
+
+    def start(self) -> None:
+        """pending -> running: a run (the first, or a resume's) has begun."""
+        self._move(JobState.running)
+        self.runs += 1
+        self.started_at, self.ended_at, self.error, self.reconnecting = utcnow(), None, None, None
+
+    def end(self, state: JobState, error: str | None = None) -> None:
+        """pending/running -> completed, failed, cancelled or interrupted."""
+        if not state.ended:
+            raise ValueError(f"{state.value} is not an end state")
+        self._move(state)
+        self.ended_at, self.error, self.reconnecting = utcnow(), error, None
+
+    def reopen(self) -> None:
+        """interrupted/failed/cancelled -> pending, for a resume."""
+        self._move(JobState.pending)
+        self.ended_at, self.error, self.reconnecting = None, None, None

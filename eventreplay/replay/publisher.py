@@ -1,35 +1,85 @@
-"""ConfirmedPublisher with batched writes, for replays.
+"""The AMQP side of a replay: one channel in confirm mode, a window of messages in flight, many
+frames per socket write. What the broker answers goes straight to the ConfirmTracker.
 
-pika's BlockingChannel.basic_publish flushes after every message: three frames, three socket sends
-and an ioloop round per message, which caps a publisher well below what the broker takes. A replay
-knows it has many messages to send, so it hands them to the underlying channel and flushes every
-`flush_every` messages (and whenever it waits), one send for many frames. Confirms, returns and the
-window work exactly as in ConfirmedPublisher, whose bookkeeping this reuses.
+pika's BlockingChannel.basic_publish flushes after every message (three frames, three socket sends
+and an ioloop round each), and BlockingChannel.confirm_delivery() waits for each confirm inside
+basic_publish. A replay knows it has many messages to send, so it publishes on the underlying
+channel object with its own confirm and return callbacks (pika calls them from
+process_data_events, in this same thread), and writes out what is buffered every `flush_every`
+messages and whenever it waits.
 """
 from __future__ import annotations
 
-from typing import Hashable
+import time
 
-from pika.spec import BasicProperties
+import pika
+from pika.spec import Basic, BasicProperties
 
-from eventreplay.broker import CONNECTION_ERRORS, ConfirmedPublisher
+from eventreplay.broker import CONNECTION_ERRORS, PublishFailed
+from eventreplay.replay.confirms import ConfirmTracker
+from eventreplay.store.base import StoredEvent
+
+SERVE_STEP = 0.002  # seconds per look at the socket while waiting for confirms
 
 
-class BatchedConfirmedPublisher(ConfirmedPublisher):
-    def __init__(self, connection, *, window: int = 1000, on_confirmed=None, flush_every: int = 64):
-        super().__init__(connection, window=window, on_confirmed=on_confirmed)
+class ReplayPublisher:
+    def __init__(self, connection: pika.BlockingConnection, tracker: ConfirmTracker, *, window: int,
+                 confirm_timeout: float = 30.0, flush_every: int = 64):
+        self.connection = connection
+        self.tracker = tracker
+        self.window = window
+        self.confirm_timeout = confirm_timeout
         self.flush_every = flush_every
-        self._impl = self.channel._impl  # see the module docstring
+        self.channel = connection.channel()
+        self._impl = self.channel._impl  # noqa: SLF001 - see the module docstring
+        self._impl.confirm_delivery(ack_nack_callback=self._on_ack_nack)
+        self._impl.add_on_return_callback(self._on_return)
+        self._unflushed = 0
+
+    # broker callbacks (called inside process_data_events, in the publishing thread) ------------
+    def _on_ack_nack(self, frame) -> None:
+        method = frame.method
+        if isinstance(method, Basic.Nack):
+            self.tracker.nacked(method.delivery_tag, multiple=method.multiple)
+        else:
+            self.tracker.acked(method.delivery_tag, multiple=method.multiple, now=time.monotonic())
+
+    def _on_return(self, _channel, method, properties, _body) -> None:
+        self.tracker.returned(
+            properties.message_id,
+            f"message returned by the broker: {method.reply_text} (exchange {method.exchange!r}, "
+            f"routing key {method.routing_key!r}); no queue is bound for it",
+        )
+
+    # publishing -------------------------------------------------------------------------------
+    def _raise_if_failed(self) -> None:
+        if self.tracker.failure:
+            raise PublishFailed(self.tracker.failure)
+
+    def publish(self, event: StoredEvent, exchange: str, routing_key: str, properties: BasicProperties) -> None:
+        """Send one event (mandatory: an unroutable one comes back and fails the replay). Waits
+        while the window is full."""
+        self._raise_if_failed()
+        if self.tracker.in_flight >= self.window:
+            self.flush()
+            self._wait(lambda: self.tracker.in_flight < self.window, "the window to have room")
+        self.tracker.sent(position=event.position, message_id=properties.message_id, body=event.body,
+                          timestamp=event.timestamp, now=time.monotonic())
+        self._impl.basic_publish(exchange, routing_key, event.body, properties, True)
+        self._unflushed += 1
+        if self._unflushed >= self.flush_every:
+            self.flush()
 
     def flush(self) -> None:
-        """Write what is buffered and handle the confirms that have arrived."""
+        """Write out what is buffered (one socket send) and handle the answers that have arrived."""
+        self._unflushed = 0
         self._coalesce()
         self.channel._flush_output()  # noqa: SLF001 - BlockingChannel's own "write it all out"
 
     def _coalesce(self) -> None:
-        # pika's transport sends each buffered frame with its own send() call (three per message);
-        # joining the buffered frames first makes it one call per batch. Same bytes, same order.
-        # pika 1.x internals: if they are not there, flushing frame by frame still works.
+        # pika's transport sends each buffered frame with its own send() call; joining them first
+        # makes it one call per batch (same bytes, same order). pika 1.x internals: without them,
+        # frame-by-frame still works.
         transport = getattr(self.connection._impl, "_transport", None)  # noqa: SLF001
         buffers = getattr(transport, "_tx_buffers", None)
         if buffers is not None and len(buffers) > 1:
@@ -37,33 +87,43 @@ class BatchedConfirmedPublisher(ConfirmedPublisher):
             buffers.clear()
             buffers.append(joined)
 
-    def publish(
-        self,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        properties: BasicProperties,
-        *,
-        token: Hashable = None,
-        mandatory: bool = True,
-    ) -> None:
-        self._raise_if_failed()
-        if len(self._outstanding) >= self.window:
-            self.flush()
-            self._wait_for_room()
-        self._track(token, properties)
-        self._impl.basic_publish(exchange, routing_key, body, properties, mandatory)
-        self.published += 1
-        if self.published % self.flush_every == 0:
-            self.flush()
+    def serve(self, seconds: float = 0.0) -> None:
+        """Handle the broker's traffic (confirms, heartbeats) for up to `seconds`."""
+        self.connection.process_data_events(time_limit=seconds)
 
-    def wait_for_confirms(self, timeout: float = 30.0) -> None:
+    def wait_for_confirms(self) -> None:
+        """Until every message sent is confirmed; PublishFailed on a nack or return, TimeoutError
+        when the broker withholds confirms for `confirm_timeout` (a memory alarm, a quorum queue
+        without its majority)."""
         self.flush()
-        super().wait_for_confirms(timeout)
+        self._wait(lambda: self.tracker.in_flight == 0, "every message to be confirmed")
+        self._raise_if_failed()
 
     def settle(self, timeout: float = 5.0) -> None:
+        """Collect the confirms still in flight for at most `timeout` s (after a failure, or when
+        stopping); never raises."""
+        deadline = time.monotonic() + timeout
         try:
             self.flush()
+            while self.tracker.awaiting and time.monotonic() < deadline:
+                self.serve(SERVE_STEP)
         except CONNECTION_ERRORS:
-            return
-        super().settle(timeout)
+            pass
+
+    def _wait(self, done, what: str) -> None:
+        deadline = time.monotonic() + self.confirm_timeout
+        while not done():
+            self._raise_if_failed()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.tracker.in_flight} messages not confirmed after "
+                                   f"{self.confirm_timeout:.0f} s (waiting for {what})")
+            # Confirms are handled below the BlockingConnection's own event queue, so a long time
+            # limit would be slept out in full: look in short steps.
+            self.serve(SERVE_STEP)
+
+    def close(self) -> None:
+        try:
+            if self.channel.is_open:
+                self.channel.close()
+        except CONNECTION_ERRORS:
+            pass

@@ -117,6 +117,7 @@ def job_view(job: dict[str, Any], now: datetime | None = None) -> dict[str, Any]
         "ended_at": format_when(job.get("ended_at")),
         "duration_text": format_duration(elapsed),
         "error": job.get("error"),
+        "reconnecting": job.get("reconnecting"),
         "target": job.get("target") or _target_of(request),
         "summary": describe_request(request),
     }

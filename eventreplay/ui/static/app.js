@@ -46,6 +46,7 @@
         case "state": el.textContent = job.state;
           el.className = "badge state-" + job.state + (el.classList.contains("big") ? " big" : ""); break;
         case "error": el.textContent = job.error || ""; el.hidden = !job.error; break;
+        case "reconnecting": el.textContent = job.reconnecting || ""; el.hidden = !job.reconnecting; break;
         case "link": el.href = jobBase() + job.id; break;
         case "short_id": el.textContent = job.id.slice(0, 8); break;
         case "confirmed": el.textContent = formatNumber(job.confirmed); break;
@@ -54,7 +55,7 @@
     });
   }
 
-  var FIELDS = ["percent", "percent_text", "state", "error", "link", "short_id", "summary", "target",
+  var FIELDS = ["percent", "percent_text", "state", "error", "reconnecting", "link", "short_id", "summary", "target",
     "progress_text", "throughput_text", "started_at", "ended_at", "created_at", "duration_text", "confirmed"];
 
   function jobBase() { return document.body.getAttribute("data-replays-base") || "/replays/"; }
