@@ -4,6 +4,10 @@
     python event_simulator.py --rate 200 --count 5000 --seed 42
     python event_simulator.py --rate 0 --duration 10 --types OrderPlaced,OrderShipped
 
+With --count it exits 0 once that many distinct events are confirmed by the broker (the events
+unconfirmed when a connection drops are sent again after reconnecting, and count once); stopped
+before that (Ctrl-C, SIGTERM, --duration) it says how many were confirmed and exits 1.
+
 The broker and exchange come from the settings (AMQP_URL, EXCHANGE). The work is done by
 eventreplay.simulate; this file only reads the command line, shows progress and handles signals.
 """
@@ -29,7 +33,9 @@ app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
 @app.command()
 def main(
     rate: float = typer.Option(5.0, min=0, help="Events per second; 0 = as fast as the broker confirms."),
-    count: Optional[int] = typer.Option(None, min=1, help="Stop after this many confirmed events."),
+    count: Optional[int] = typer.Option(
+        None, min=1, help="Stop after this many distinct events confirmed (exit 1 if stopped before)."
+    ),
     duration: Optional[float] = typer.Option(None, min=0, help="Stop after this many seconds."),
     seed: Optional[int] = typer.Option(None, help="Seed for a reproducible run (same users, ids, orders)."),
     types: Optional[str] = typer.Option(
@@ -60,6 +66,10 @@ def main(
     else:
         report = simulate(settings.amqp_url, factory, plan, stop=stop)
     log.info("%s", report.summary())
+    if count is not None and report.confirmed < count:
+        # a run asked for N events must not look complete with fewer (Ctrl-C, SIGTERM, --duration)
+        log.error("stopped before the count: %d of %d events confirmed", report.confirmed, count)
+        raise typer.Exit(1)
 
 
 def _with_progress_bar(amqp_url, factory, plan, stop):

@@ -24,7 +24,7 @@ from faker import Faker
 from pika.spec import BasicProperties
 
 from eventreplay.broker import CONNECTION_ERRORS, ConfirmedPublisher, declare_exchange, event_properties
-from eventreplay.reconnect import close_quietly, connect_until_stopped, describe_error
+from eventreplay.reconnect import Backoff, close_quietly, connect_until_stopped, describe_error
 from eventreplay.schema import EVENT_TYPES, routing_key_for
 from eventreplay.simulation.catalog import build_catalog
 from eventreplay.simulation.shop import Shop
@@ -129,18 +129,24 @@ def _known_types(types: Iterable[str] | None) -> frozenset[str] | None:
 # publishing ----------------------------------------------------------------------------------------
 @dataclass
 class PublishReport:
-    published: int = 0  # sent to the broker (a resend after a reconnect counts again)
-    confirmed: int = 0  # confirmed by the broker
+    published: int = 0  # sends, re-sends included (a send cut short by a lost connection too)
+    confirmed: int = 0  # distinct events confirmed by the broker: an event is confirmed at most once
     elapsed: float = 0.0
+    resent: int = 0  # sends of events already sent once, unconfirmed when a connection was lost
+    connections_lost: int = 0
 
     @property
     def rate(self) -> float:
         return self.confirmed / self.elapsed if self.elapsed > 0 else 0.0
 
     def summary(self) -> str:
+        sends = f"{self.published} sends"
+        if self.connections_lost:
+            lost = f"{self.connections_lost} lost connection{'s' if self.connections_lost != 1 else ''}"
+            sends += f" ({self.resent} sent again after {lost})"
         return (
-            f"sent {self.published} events, {self.confirmed} confirmed, in {self.elapsed:.1f} s "
-            f"({self.rate:.0f} events/s)"
+            f"{self.confirmed} distinct events confirmed by the broker in {sends}, "
+            f"in {self.elapsed:.1f} s ({self.rate:.0f} events/s)"
         )
 
 
@@ -171,7 +177,7 @@ def publish_events(
     """Publish until `count` events, `duration` seconds, a stop request, or the end of `events`;
     then wait until the broker has confirmed every one. `rate` is events per second (0: as fast as
     the broker confirms). Raises PublishInterrupted when the connection is lost, PublishFailed when
-    the broker refuses a message."""
+    the broker refuses a message. Takes from `events` only what it sends."""
     stop = stop or threading.Event()
     report = PublishReport()
     in_flight: dict[int, OutgoingEvent] = {}
@@ -203,13 +209,17 @@ def publish_events(
             if event is None:
                 break
             in_flight[sequence] = event  # before publish: its confirm may be handled inside it
+            # counted before the attempt: a publish cut short by a lost connection may still have
+            # reached the broker, and the event is sent again either way
+            report.published += 1
             publisher.publish(
                 exchange, event.routing_key, event.body, event.properties, token=sequence, mandatory=mandatory
             )
-            report.published += 1
             if progress and now - shown >= 0.1:
                 shown = now
                 progress(report.published, report.confirmed)
+        if progress:
+            progress(report.published, report.confirmed)  # everything sent; the last confirms follow
         publisher.wait_for_confirms(timeout=confirm_timeout)
     except CONNECTION_ERRORS as error:
         report.elapsed = time.monotonic() - started
@@ -220,11 +230,45 @@ def publish_events(
     return report
 
 
+class PendingEvents:
+    """The events still to publish: first those to send again (unconfirmed when a connection was
+    lost), then the rest of the stream.
+
+    An iterator object, not a generator, on purpose: every publishing round takes from this one
+    object, and a round that ends by an exception must leave it whole for the next. A generator
+    wrapping the stream (`yield from stream`) is closed when the failed round lets go of it, and
+    closing it closes the stream: the next round would find no events, and the run would end as if
+    complete."""
+
+    def __init__(self, events: Iterable[OutgoingEvent]):
+        self._again: collections.deque[OutgoingEvent] = collections.deque()
+        self._stream = iter(events)
+        self.resent = 0  # events handed out again
+
+    def __iter__(self) -> "PendingEvents":
+        return self
+
+    def __next__(self) -> OutgoingEvent:
+        if self._again:
+            self.resent += 1
+            return self._again.popleft()
+        return next(self._stream)
+
+    def send_again(self, events: Iterable[OutgoingEvent]) -> None:
+        """Queue `events`, in their order, ahead of everything still pending (they were sent before
+        the events still waiting to be sent again from an earlier loss)."""
+        self._again.extendleft(reversed(list(events)))
+
+    @property
+    def waiting_again(self) -> int:
+        return len(self._again)
+
+
 @dataclass
 class SimulationPlan:
     exchange: str
     rate: float = 5.0
-    count: int | None = None
+    count: int | None = None  # distinct events confirmed, re-sends after a lost connection not counted
     duration: float | None = None
     mandatory: bool = False
     client_name: str = "eventreplay-simulator"
@@ -239,24 +283,24 @@ def simulate(
     stop: threading.Event,
     progress: Progress | None = None,
 ) -> PublishReport:
-    """Run the simulator: one connection for the whole run (a new one only after the broker went
-    away; the events it had not confirmed are sent again, the archive dedups by event_id)."""
+    """Run the simulator: one connection for the whole run, a new one only after the broker went
+    away. The events it had not confirmed are sent again first (the archive dedups by event_id), so
+    that `plan.count` distinct events are confirmed in the end, however many connections are lost;
+    fewer only when stopped, after `plan.duration`, or when `events` run out."""
     totals = plan.totals
     started = time.monotonic()
-    resend: collections.deque[OutgoingEvent] = collections.deque()
-    source = iter(events)
-
-    def resend_first() -> Iterator[OutgoingEvent]:
-        while resend:
-            yield resend.popleft()
-        yield from source
+    pending = PendingEvents(events)
+    # grows across reconnects; reset only after progress, so a broker that accepts the connection
+    # and then fails it at once (a full disk, an exchange declared with another type) is not
+    # hammered
+    backoff = Backoff()
 
     def overall(published: int, confirmed: int) -> None:
         if progress:
             progress(base_published + published, base_confirmed + confirmed)
 
     while not stop.is_set():
-        connection = connect_until_stopped(amqp_url, client_name=plan.client_name, stop=stop)
+        connection = connect_until_stopped(amqp_url, client_name=plan.client_name, stop=stop, backoff=backoff)
         if connection is None:
             break
         base_published, base_confirmed = totals.published, totals.confirmed
@@ -268,9 +312,11 @@ def simulate(
             left = None if plan.duration is None else max(0.0, plan.duration - (time.monotonic() - started))
             report = publish_events(
                 publisher,
-                resend_first(),
+                pending,
                 exchange=plan.exchange,
                 rate=plan.rate,
+                # every event handed out is confirmed or waits in `pending` to be sent again: this
+                # many sends bring the distinct confirmed events to plan.count
                 count=None if plan.count is None else plan.count - totals.confirmed,
                 duration=left,
                 stop=stop,
@@ -283,13 +329,19 @@ def simulate(
         except PublishInterrupted as lost:
             totals.published += lost.report.published
             totals.confirmed += lost.report.confirmed
-            # the unconfirmed go first, then those still waiting from an earlier resend
-            resend = collections.deque(lost.unconfirmed + list(resend))
-            log.warning("lost the connection to RabbitMQ (%s); reconnecting, %d events to send again",
-                        describe_error(lost.cause), len(resend))
+            totals.connections_lost += 1
+            pending.send_again(lost.unconfirmed)
+            log.warning("lost the connection to RabbitMQ (%s); reconnecting; events to send again: %d",
+                        describe_error(lost.cause), pending.waiting_again)
         except CONNECTION_ERRORS as error:  # while declaring, before publishing
+            totals.connections_lost += 1
             log.warning("lost the connection to RabbitMQ (%s); reconnecting", describe_error(error))
         finally:
             close_quietly(connection)
+            totals.resent = pending.resent
+        if totals.confirmed > base_confirmed:
+            backoff.reset()
+        else:
+            stop.wait(backoff.next_delay())
     totals.elapsed = time.monotonic() - started
     return totals

@@ -3,18 +3,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pika
 import pytest
 
 from eventreplay.schema import EVENT_TYPES, parse_event, routing_key_for
-from eventreplay.simulate import EventFactory, SteadyClock
-from tests.ingest_support import declared_archive, drain, queue_depth, wait_for
+from eventreplay.simulate import EventFactory, PendingEvents, SimulationPlan, SteadyClock, simulate
+from tests.ingest_support import close_broker_connections, declared_archive, drain, queue_depth, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
@@ -119,10 +122,15 @@ def simulator(amqp_url, names, *args, tmp_path):
                             stdout=log, stderr=subprocess.STDOUT), tmp_path / "simulator.log"
 
 
+def confirmed_in(log_text: str) -> int:
+    """The distinct confirmed events the simulator's summary line reports."""
+    return int(re.search(r"(\d+) distinct events confirmed", log_text).group(1))
+
+
 def test_the_cli_publishes_a_seeded_count_with_properties(amqp_url, bound, tmp_path):
     process, log = simulator(amqp_url, bound, "--rate", "0", "--count", "300", "--seed", "42", tmp_path=tmp_path)
     assert process.wait(timeout=60) == 0, log.read_text()
-    assert "sent 300 events, 300 confirmed" in log.read_text()
+    assert "300 distinct events confirmed by the broker in 300 sends" in log.read_text()
     expected = EventFactory(seed=42).take(300)
     got = drain(amqp_url, bound["archive_queue"], expected=300)
     assert [json.loads(body)["event_id"] for _m, _p, body in got] == [e.event_id for e in expected]
@@ -136,18 +144,146 @@ def test_the_cli_stops_cleanly_on_sigterm(amqp_url, bound, tmp_path):
     process, log = simulator(amqp_url, bound, "--rate", "50", tmp_path=tmp_path)  # forever
     wait_for(lambda: queue_depth(amqp_url, bound["archive_queue"]) >= 20, timeout=30, what="20 events published")
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 0
+    assert process.wait(timeout=30) == 0  # no --count: stopping is the normal end
     text = log.read_text()
     assert "Traceback" not in text
-    confirmed = int(text.split(" confirmed")[0].rsplit(" ", 1)[-1])
+    confirmed = confirmed_in(text)
     assert confirmed >= 20
     wait_for(lambda: queue_depth(amqp_url, bound["archive_queue"]) == confirmed, timeout=10,
              what="every confirmed event in the queue")
 
 
 def test_the_cli_waits_for_an_unreachable_broker_with_a_clear_line(names, tmp_path):
+    # stopped while waiting, before any of its --count was sent: it fails, saying so
     process, log = simulator("amqp://guest:guest@127.0.0.1:1/%2F", names, "--count", "5", tmp_path=tmp_path)
     wait_for(lambda: "is not reachable" in log.read_text(), timeout=15, what="the retry log line")
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=15) == 0
-    assert "Traceback" not in log.read_text()
+    assert process.wait(timeout=15) != 0
+    text = log.read_text()
+    assert "stopped before the count: 0 of 5 events confirmed" in text
+    assert "Traceback" not in text
+
+
+# connection losses: every event of the count arrives, re-sends bounded ------------------------------
+RUN = 2000
+WINDOW = 1000  # ConfirmedPublisher's default: at most this many sent and unconfirmed at any time
+
+
+def event_ids_in(amqp_url: str, queue: str) -> list[str]:
+    """The event_id of every message in `queue` (consumed), duplicates included."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        expected = channel.queue_declare(queue, passive=True).method.message_count
+        channel.basic_qos(prefetch_count=1000)
+        ids: list[str] = []
+        for method, _properties, body in channel.consume(queue, auto_ack=True, inactivity_timeout=15):
+            if method is None:  # fewer came than counted: the caller's assertions say which are missing
+                break
+            ids.append(json.loads(body)["event_id"])
+            if len(ids) == expected:
+                break
+        return ids
+    finally:
+        connection.close()
+
+
+class BrokerClosesTheConnection:
+    """Fault injection for real: RabbitMQ closes the simulator's connection (management API), once,
+    at a chosen moment. `unconfirmed_bound` is then the most events that can have been sent and not
+    confirmed at that loss: the most the simulator may send again."""
+
+    def __init__(self, amqp_url: str, client_name: str):
+        self.amqp_url, self.client_name = amqp_url, client_name
+        self.unconfirmed_bound: int | None = None  # None: not closed yet
+
+    def close(self, unconfirmed_bound: int) -> None:
+        assert close_broker_connections(self.amqp_url, self.client_name) == 1
+        self.unconfirmed_bound = unconfirmed_bound
+
+    def at_event(self, k: int, events):
+        """`events`, the connection closed when the k-th is taken (so before it is published)."""
+        for taken, event in enumerate(events, start=1):
+            if taken == k:
+                self.close(min(taken, WINDOW + 1))  # the k-th fails to go out; earlier ones may be unconfirmed
+            yield event
+
+    def when_all_sent(self, total: int):
+        """A progress callback closing the connection once `total` are sent: the publisher then
+        waits for the final confirms."""
+        def progress(published: int, confirmed: int) -> None:
+            if published >= total and self.unconfirmed_bound is None:
+                self.close(published - confirmed)
+        return progress
+
+
+@pytest.mark.parametrize("lost_at", [1, 501, RUN, "final confirms"],
+                         ids=["before the first event", "at event 501", "at the last event",
+                              "while waiting for the final confirms"])
+def test_a_lost_connection_loses_no_event_and_counts_none_twice(amqp_url, bound, lost_at):
+    client_name = f"{bound['exchange']}-simulator"  # the one connection the broker closes
+    fault = BrokerClosesTheConnection(amqp_url, client_name)
+    events = EventFactory(seed=501)
+    expected = {event.event_id for event in EventFactory(seed=501).take(RUN)}
+    plan = SimulationPlan(exchange=bound["exchange"], rate=0, count=RUN, mandatory=True, client_name=client_name)
+    if lost_at == "final confirms":
+        report = simulate(amqp_url, events, plan, stop=threading.Event(), progress=fault.when_all_sent(RUN))
+    else:
+        report = simulate(amqp_url, fault.at_event(lost_at, events), plan, stop=threading.Event())
+
+    assert fault.unconfirmed_bound is not None and report.connections_lost == 1
+    assert report.confirmed == RUN
+    # exactly the events unconfirmed at the loss went out twice, and no more than could be
+    assert report.published == RUN + report.resent
+    assert report.resent <= fault.unconfirmed_bound
+    ids = event_ids_in(amqp_url, bound["archive_queue"])
+    assert set(ids) == expected  # every one of the 2,000 arrived
+    assert len(ids) - len(expected) <= report.resent  # the duplicates: some re-sends had arrived before
+
+
+def test_events_to_send_again_go_first_in_their_order_and_a_failed_round_spoils_nothing():
+    stream = EventFactory(seed=3).take(6)
+    pending = PendingEvents(stream)
+
+    def round_lost_after(taken: int) -> None:
+        """Like publish_events: iterates what it is given, and ends by an exception."""
+        for number, _event in enumerate(iter(pending), start=1):
+            if number == taken:
+                raise ConnectionResetError("the broker went away")
+
+    with pytest.raises(ConnectionResetError):
+        round_lost_after(3)  # stream[0] confirmed, stream[1:3] not
+    pending.send_again(stream[1:3])
+    with pytest.raises(ConnectionResetError):
+        round_lost_after(1)  # stream[1] lost again, stream[2] still waiting
+    pending.send_again(stream[1:2])
+    assert list(pending) == stream[1:]
+    assert pending.resent == 3  # stream[1] twice, stream[2] once
+
+
+def test_the_cli_sends_its_whole_count_across_a_broker_restart(private_broker, names, tmp_path):
+    url, count = private_broker.amqp_url, 20000
+    with declared_archive(url, names):
+        process, log = simulator(url, names, "--rate", "2000", "--count", str(count), "--seed", "7",
+                                 tmp_path=tmp_path)
+        try:
+            wait_for(lambda: queue_depth(url, names["archive_queue"]) >= 5000, timeout=60, interval=0.2,
+                     what="5000 events published before the restart")
+            private_broker.stop_app()
+            assert process.poll() is None, "the run ended before the broker stopped: " + log.read_text()
+            private_broker.start_app()
+            exit_code = process.wait(timeout=180)
+        finally:
+            if process.poll() is None:  # the test failed: do not leave it retrying
+                process.kill()
+                process.wait(timeout=10)
+        text = log.read_text()
+        ids = set(event_ids_in(url, names["archive_queue"]))
+    assert "Traceback" not in text and "lost the connection" in text, text
+    sent = {event.event_id for event in EventFactory(seed=7).take(count)}
+    assert ids <= sent
+    if exit_code == 0:
+        assert confirmed_in(text) == count and ids == sent, text
+    else:  # a run that gives up must say how far it got, and have got that far
+        confirmed = int(re.search(rf"(\d+) of {count} events confirmed", text).group(1))
+        assert len(ids) >= confirmed, text
