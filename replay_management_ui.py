@@ -1,5 +1,6 @@
 """The replay management UI: `python replay_management_ui.py` serves it on UI_HOST:UI_PORT
-(127.0.0.1:5000 by default: only this machine, unless UI_HOST says otherwise).
+(127.0.0.1:5000 by default: only this machine, unless UI_HOST says otherwise) with waitress and
+the limits of the settings (eventreplay/ui/server.py).
 
 `app` is the WSGI app for any WSGI server (e.g. `gunicorn replay_management_ui:app`).
 """
@@ -9,6 +10,6 @@ from eventreplay.ui import create_app
 app = create_app()
 
 if __name__ == "__main__":
-    settings = get_settings()
-    # threaded: the pages poll every second while an operator starts or cancels a replay
-    app.run(host=settings.ui_host, port=settings.ui_port, threaded=True, debug=False)
+    from eventreplay.ui.server import serve
+
+    serve(app, get_settings())

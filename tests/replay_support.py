@@ -229,7 +229,7 @@ class ApiProcess:
                            API_PORT=str(self.port), LOG_LEVEL="INFO", **(env or {}))
         self.log = open(log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "replay_api:app", "--host", "127.0.0.1", "--port", str(self.port)],
+            [sys.executable, "replay_api.py"],
             cwd=ROOT, env=environment, stdout=self.log, stderr=subprocess.STDOUT,
         )
         self.client = httpx.Client(base_url=self.base, timeout=30)

@@ -10,6 +10,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from eventreplay.api import errors
+from eventreplay.api.guard import RequestGuard
 from eventreplay.api.routers import events, ops, replays
 from eventreplay.api.services import Services
 from eventreplay.logs import configure_logging
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    # before routing and body parsing: size limit and API key (eventreplay/api/guard.py)
+    app.add_middleware(RequestGuard, max_body_bytes=settings.api_max_body_bytes, api_key=settings.replay_api_key)
     app.include_router(replays.router)
     app.include_router(events.router)
     app.include_router(ops.router)

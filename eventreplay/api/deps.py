@@ -1,11 +1,13 @@
-"""Dependencies of the routers: the services of the app, and the API key check."""
+"""Dependencies of the routers: the services of the app, and the API key header (declared here,
+checked by eventreplay.api.guard)."""
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
 
+from eventreplay.api.guard import API_KEY_HEADER
 from eventreplay.api.services import Services
 from eventreplay.replay.engine import ReplayEngine
 from eventreplay.replay.targets import BrokerAdmin
@@ -36,19 +38,11 @@ StoreDep = Annotated[EventStore, Depends(get_store)]
 BrokerDep = Annotated[BrokerAdmin, Depends(get_broker)]
 
 
-def require_api_key(
-    services: ServicesDep,
-    x_api_key: Annotated[
-        str | None, Header(description="Required when the server has REPLAY_API_KEY set.")
-    ] = None,
-) -> None:
-    expected = services.settings.replay_api_key
-    if expected is None:
-        return
-    if x_api_key is None or not secrets.compare_digest(
-        x_api_key.encode("utf-8"), expected.get_secret_value().encode("utf-8")
-    ):
-        raise HTTPException(401, "missing or wrong X-API-Key header", headers={"WWW-Authenticate": "X-API-Key"})
-
-
-ApiKey = Depends(require_api_key)
+# The key itself is checked by eventreplay.api.guard, before the body is read (a dependency runs only
+# after it). This declaration puts the header in the OpenAPI schema, and the "Authorize" button in
+# /docs, on the endpoints that need it; it checks nothing (auto_error=False).
+api_key_header = APIKeyHeader(
+    name=API_KEY_HEADER, auto_error=False, scheme_name="ApiKey",
+    description="Required on the mutating endpoints when the server has REPLAY_API_KEY set.",
+)
+ApiKey = Security(api_key_header)

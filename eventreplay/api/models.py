@@ -215,6 +215,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing or wrong X-API-Key (only when REPLAY_API_KEY is set)",
         404: "Unknown id, queue or exchange",
         409: "The job is in the wrong state",
+        413: "The request body is larger than API_MAX_BODY_BYTES",
         422: "Invalid input",
         503: "The event store or the broker is unavailable",
     }

@@ -13,6 +13,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from eventreplay.settings import get_settings
 from eventreplay.ui import api_client
 from eventreplay.ui.api_client import ApiError
+from eventreplay.ui.session import SchemeAwareSessionInterface
 from eventreplay.ui.view_helpers import wants_json
 
 csrf = CSRFProtect()
@@ -20,6 +21,7 @@ csrf = CSRFProtect()
 
 def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__)
+    app.session_interface = SchemeAwareSessionInterface()  # Secure cookie over HTTPS
     settings = get_settings()
     secret = settings.ui_secret_key.get_secret_value() if settings.ui_secret_key else None
     api_key = settings.replay_api_key.get_secret_value() if settings.replay_api_key else None

@@ -40,7 +40,7 @@ def _checked_id(job_id: str) -> str:
     dependencies=[ApiKey],
     responses={
         200: {"model": DryRunResult, "description": "Dry run: count and samples, nothing published"},
-        **error_responses(401, 404, 409, 422, 503),
+        **error_responses(401, 404, 409, 413, 422, 503),
     },
 )
 def start_replay(
