@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 
 
 class Backoff:
+    """Delays that grow from `first` to `longest`. Reset it only after progress (work done through
+    the connection), never merely because a connect succeeded: a connection that opens and then
+    fails at once, over and over (the store's disk is full, say), must not retry at full rate."""
+
     def __init__(self, first: float = 0.5, longest: float = 10.0, factor: float = 2.0):
         self.first, self.longest, self.factor = first, longest, factor
         self.delay = first
@@ -56,7 +60,8 @@ def describe_error(error: BaseException) -> str:
 def connect_until_stopped(
     amqp_url: str, *, client_name: str, stop: threading.Event, backoff: Backoff | None = None
 ) -> pika.BlockingConnection | None:
-    """Connect, retrying with backoff while the broker is unreachable; None if stopped meanwhile."""
+    """Connect, retrying with backoff while the broker is unreachable; None if stopped meanwhile.
+    A caller's `backoff` keeps growing across calls: the caller resets it once it made progress."""
     backoff = backoff or Backoff()
     while not stop.is_set():
         try:
@@ -70,7 +75,6 @@ def connect_until_stopped(
             if stop.wait(delay):
                 return None
         else:
-            backoff.reset()
             return connection
     return None
 

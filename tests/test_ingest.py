@@ -5,6 +5,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,9 +15,10 @@ import pika
 import pytest
 
 from eventreplay.ingest.triage import DeadLetter, triage
+from eventreplay.reconnect import Backoff, connect_until_stopped
 from eventreplay.schema import parse_event
 from eventreplay.simulate import EventFactory
-from eventreplay.store import EventQuery, StoreUnavailable, open_store
+from eventreplay.store import EventQuery, PersistenceError, StoreUnavailable, open_store
 from tests.conftest import with_stream_prefix
 from tests.ingest_support import (
     close_broker_connections, consumer_settings, delete_topology, drain, publish, publish_raw, queue_depth,
@@ -256,9 +259,111 @@ def test_a_store_outage_acks_nothing_and_everything_is_stored_afterwards(amqp_ur
                          what="the queue to be empty")
             assert flaky.attempts > 2
             assert consumer.stats.stored == 300
+            # waited out in place: the connection was kept, so nothing came back a second time
+            assert consumer.stats.redelivered == 0 and consumer.stats.duplicates == 0
             assert {e.event_id for e in real.read(EventQuery())} == {e.event_id for e in events}
     finally:
         delete_topology(amqp_url, names)
+
+
+class StoreWithOutage:
+    """A real store that is unavailable (appends and write probes) while `down` is set."""
+
+    def __init__(self, store):
+        self.store, self.down, self.failed_appends = store, threading.Event(), 0
+
+    def append(self, events):
+        if self.down.is_set():
+            self.failed_appends += 1
+            raise StoreUnavailable("simulated outage")
+        return self.store.append(events)
+
+    def probe_write(self):
+        if self.down.is_set():
+            raise StoreUnavailable("simulated outage")
+        self.store.probe_write()
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def test_the_broker_dropping_the_connection_during_a_store_outage_ends_the_wait_and_loses_nothing(
+        amqp_url, tmp_path, names):
+    store_url = f"sqlite:///{tmp_path / 'events.db'}"
+    events = EventFactory(seed=13).take(300)
+    name = f"consumer-{uuid.uuid4().hex[:8]}"
+    settings = consumer_settings(amqp_url, store_url, names, batch_size=50)
+    try:
+        with open_store(store_url) as real:
+            store = StoreWithOutage(real)
+            store.down.set()
+            with running_consumer(settings, store, client_name=name) as consumer:
+                publish(amqp_url, names["exchange"], events)
+                wait_for(lambda: store.failed_appends >= 1, timeout=30, what="a batch waiting for the store")
+                assert close_broker_connections(amqp_url, name) == 1
+                # the writer stops waiting (acks are impossible now), the consumer reconnects and
+                # gets the unacked messages again
+                wait_for(lambda: consumer.stats.redelivered >= 300, timeout=30, what="300 redeliveries")
+                store.down.clear()
+                wait_for(lambda: real.count() == 300 and queue_depth(amqp_url, names["archive_queue"]) == 0,
+                         timeout=30, what="all 300 stored once the store is back")
+            assert {e.event_id for e in real.read(EventQuery())} == {e.event_id for e in events}
+            assert consumer.stats.stored == 300
+    finally:
+        delete_topology(amqp_url, names)
+
+
+class BrokenStore:
+    """A real store whose appends fail for good (PersistenceError, not an outage) while `failures`
+    lasts, recording when each append was tried."""
+
+    def __init__(self, store, failures: int):
+        self.store, self.failures, self.tried_at = store, failures, []
+
+    def append(self, events):
+        self.tried_at.append(time.monotonic())
+        if self.failures:
+            self.failures -= 1
+            raise PersistenceError("simulated broken store")
+        return self.store.append(events)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def test_store_failures_reconnect_ever_later_until_a_batch_is_acked(amqp_url, tmp_path, names):
+    # Such a failure drops the connection (everything unacked is redelivered); the reconnects must
+    # not come at the rate of successful connects but at a delay that grows until progress is made.
+    store_url = f"sqlite:///{tmp_path / 'events.db'}"
+    events = EventFactory(seed=12).take(60)
+    settings = consumer_settings(amqp_url, store_url, names, batch_size=50)
+    try:
+        with open_store(store_url) as real:
+            broken = BrokenStore(real, failures=3)
+            with running_consumer(settings, broken) as consumer:
+                publish(amqp_url, names["exchange"], events[:30])
+                wait_for(lambda: real.count() == 30, timeout=30, what="the first 30 stored after 3 failures")
+                gaps = [later - earlier for earlier, later in zip(broken.tried_at, broken.tried_at[1:])]
+                assert len(gaps) == 3 and gaps[0] >= 0.5 and gaps[1] >= 1.0 and gaps[2] >= 2.0, gaps
+                # progress (a batch acked) resets the delay: the next failure is retried soon again
+                broken.failures, broken.tried_at = 1, []
+                publish(amqp_url, names["exchange"], events[30:])
+                wait_for(lambda: real.count() == 60, timeout=30, what="the other 30 stored after 1 failure")
+                assert broken.tried_at[1] - broken.tried_at[0] < 2.0, broken.tried_at
+            assert consumer.stats.stored == 60
+    finally:
+        delete_topology(amqp_url, names)
+
+
+def test_a_successful_connect_leaves_the_callers_backoff_growing(amqp_url):
+    backoff = Backoff(first=0.5, factor=2.0)
+    backoff.next_delay(), backoff.next_delay()
+    connection = connect_until_stopped(amqp_url, client_name="backoff-test", stop=threading.Event(), backoff=backoff)
+    try:
+        assert connection is not None
+    finally:
+        connection.close()
+    assert backoff.next_delay() == 2.0  # not reset to 0.5: only the caller knows about progress
 
 
 def test_the_consumer_reconnects_when_the_broker_drops_its_connection(amqp_url, store_url, store, archive):

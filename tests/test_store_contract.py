@@ -389,8 +389,8 @@ def test_invalid_url_raises_invalid_store_url(url):
 def test_unreachable_eventstoredb_is_reported_quickly():
     store = open_store(UNREACHABLE_ESDB)  # opening does not connect: a consumer may start first
     try:
-        for attempt in (store.ping, lambda: store.append([new_event()]), lambda: list(store.read()),
-                        store.count, store.counts_by_type):
+        for attempt in (store.ping, store.probe_write, lambda: store.append([new_event()]),
+                        lambda: list(store.read()), store.count, store.counts_by_type):
             started = time.monotonic()
             with pytest.raises(StoreUnavailable) as caught:
                 attempt()
@@ -402,6 +402,22 @@ def test_unreachable_eventstoredb_is_reported_quickly():
 
 def test_ping_on_a_working_store(store):
     store.ping()
+
+
+def test_write_probe_and_free_space_on_a_working_store_archive_nothing(store):
+    store.append(series(3))
+    for _ in range(3):
+        store.probe_write()
+        store.check_free_space()
+    assert store.count() == 3 and len(list(store.read())) == 3
+    assert sum(store.counts_by_type().values()) == 3
+
+
+def test_write_probe_on_a_closed_store_is_unavailable(store_url):
+    store = open_store(store_url)
+    store.close()
+    with pytest.raises(StoreUnavailable):
+        store.probe_write()
 
 
 # flat memory on a long read

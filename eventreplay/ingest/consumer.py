@@ -6,9 +6,13 @@ a batch goes to the BatchWriter (a thread, so the next batch fills while this on
 full or old enough; once stored, its dead letters are published and confirmed, then everything up
 to its last delivery tag is acked with one multiple-ack.
 
-Failures never ack: when the broker goes away we reconnect (unacked messages come back); when the
-store fails we drop the connection so the broker redelivers, wait until the store answers, and
-start again. The store dedups by event_id, so redeliveries cost nothing but time.
+Failures never ack. When the broker goes away we reconnect (unacked messages come back). When the
+store is unavailable (a full disk, EventStoreDB down) the writer retries the batch in place until
+the store passes a write probe, while this thread keeps the connection alive and its deliveries
+unacked: no redelivery, at most the prefetch held. Any other store failure drops the connection (the
+broker redelivers), waits for the store to pass a write probe, and starts again. The store dedups
+by event_id, so redeliveries cost nothing but time. The delay between attempts grows across
+reconnects and is reset only by progress (a batch stored and acked), not by a connect that succeeds.
 
 One failure is not retried: RabbitMQ refusing the topology itself (403 ACCESS_REFUSED, 406
 PRECONDITION_FAILED, e.g. the archive queue exists with other arguments) will refuse it again on
@@ -28,7 +32,7 @@ from eventreplay.ingest.batch import Batch
 from eventreplay.ingest.dead_letters import publish_dead_letters
 from eventreplay.ingest.stats import IngestStats
 from eventreplay.ingest.triage import triage
-from eventreplay.ingest.writer import BatchWriter
+from eventreplay.ingest.writer import BatchWriter, wait_until_writable
 from eventreplay.reconnect import Backoff, close_quietly, connect_until_stopped, describe_error
 from eventreplay.settings import Settings
 from eventreplay.store import EventStore, PersistenceError
@@ -66,6 +70,7 @@ class ArchiveConsumer:
         self.refused: TopologyRefused | None = None  # set when run() ended on a configuration error
         self._batch = Batch()  # filling
         self._ready: list[Batch] = []  # full, to be handed to the writer (in delivery order)
+        self._backoff = Backoff()  # between attempts; grows across reconnects, reset when a batch is acked
 
     def stop(self) -> None:
         """Ask run() to store and ack the current batch and return. Safe from any thread or a signal
@@ -74,11 +79,10 @@ class ArchiveConsumer:
 
     # the outer loop: connect, consume, recover ---------------------------------------------------
     def run(self) -> None:
-        backoff = Backoff()
         log.info("archiving exchange %r through queue %r", self.topology.exchange, self.topology.queue)
         while not self._stop.is_set():
             connection = connect_until_stopped(
-                self.settings.amqp_url, client_name=self.client_name, stop=self._stop, backoff=backoff
+                self.settings.amqp_url, client_name=self.client_name, stop=self._stop, backoff=self._backoff
             )
             if connection is None:
                 break
@@ -89,17 +93,21 @@ class ArchiveConsumer:
                 self.refused = error
                 break
             except CONNECTION_ERRORS as error:
-                delay = backoff.next_delay()
+                delay = self._backoff.next_delay()
                 log.warning("lost the connection to RabbitMQ (%s); reconnecting in %.1f s",
                             describe_error(error), delay)
                 self._stop.wait(delay)
             except PersistenceError as error:
+                if self._stop.is_set():
+                    log.warning("stopping while the event store fails (%s): what it did not store stays "
+                                "unacked, RabbitMQ will redeliver it", describe_error(error))
+                    break
                 log.warning("the event store failed (%s); nothing of the batch is acked, RabbitMQ will "
                             "redeliver it", describe_error(error))
                 close_quietly(connection)  # unacked messages go back to the queue now
-                self._wait_for_store(backoff)
+                wait_until_writable(self.store, self._backoff, self._stop)
             except DeadLetterFailed as error:
-                delay = backoff.next_delay()
+                delay = self._backoff.next_delay()
                 log.warning("%s; the batch is not acked, retrying in %.1f s", error, delay)
                 self._stop.wait(delay)
             finally:
@@ -107,19 +115,6 @@ class ArchiveConsumer:
                 self._batch, self._ready = Batch(), []  # what was not acked will be redelivered
                 close_quietly(connection)
         log.info("stopped: %s", self.stats.final())
-
-    def _wait_for_store(self, backoff: Backoff) -> None:
-        while not self._stop.is_set():
-            delay = backoff.next_delay()
-            if self._stop.wait(delay):
-                return
-            try:
-                self.store.ping()
-            except PersistenceError as error:
-                log.warning("the event store is still unavailable (%s); retrying", describe_error(error))
-            else:
-                log.info("the event store answers again; resuming")
-                return
 
     # one connection's life -----------------------------------------------------------------------
     def _consume(self, connection: pika.BlockingConnection) -> None:
@@ -145,6 +140,7 @@ class ArchiveConsumer:
             # the batches in hand are stored and acked; anything else unacked returns to the queue.
             channel.basic_cancel(consumer_tag)
             self._hand_over(writer, everything=True)
+            writer.stop_retrying()  # during a store outage: leave it unacked rather than wait
             while writer.pending:
                 connection.process_data_events(time_limit=IDLE_POLL)
                 self._ack_stored(writer, channel, dead_letters)
@@ -171,6 +167,8 @@ class ArchiveConsumer:
     def _on_message(self, _channel, method, properties, body: bytes) -> None:
         # pika hands over every delivery already read from the socket in one go, possibly more than
         # a batch: full batches are set aside here and handed to the writer when pika returns.
+        if method.redelivered:
+            self.stats.redelivered += 1
         if len(self._batch) >= self.batch_size:
             self._ready.append(self._batch)
             self._batch = Batch()
@@ -197,6 +195,7 @@ class ArchiveConsumer:
                     raise DeadLetterFailed(f"the dead-letter queue did not take {len(batch.dead_letters)} "
                                            f"messages ({error})") from error
             channel.basic_ack(batch.last_tag, multiple=True)  # only now: stored (and dead letters confirmed)
+            self._backoff.reset()  # progress: the next trouble starts with a short delay again
             self._count(batch, result)
 
     def _count(self, batch: Batch, new: int) -> None:

@@ -14,6 +14,7 @@ class IngestStats:
     duplicates: int = 0  # valid events the store had already (redeliveries, publisher resends)
     dead_lettered: int = 0
     replay_skipped: int = 0
+    redelivered: int = 0  # deliveries RabbitMQ flagged as redelivered (after a lost connection, say)
     batches: int = 0
     started: float = field(default_factory=time.monotonic)
     _last_report: float = field(default_factory=time.monotonic)
@@ -27,7 +28,8 @@ class IngestStats:
     def line(self) -> str:
         return (
             f"stored {self.stored} new events, {self.duplicates} duplicates, "
-            f"{self.dead_lettered} dead-lettered, {self.replay_skipped} replays skipped"
+            f"{self.dead_lettered} dead-lettered, {self.replay_skipped} replays skipped, "
+            f"{self.redelivered} redeliveries received"
         )
 
     def report_if_due(self, every: float) -> None:

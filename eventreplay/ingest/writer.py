@@ -4,21 +4,52 @@ The connection's thread receives and triages the next batch while this thread ap
 one: SQLite (sqlite3 steps and the fsync at commit) and EventStoreDB (gRPC) release the GIL while
 they wait, so the two really run side by side. Batches are appended strictly in the order given,
 and results come back in that order; the connection's thread then acks (pika channels belong to
-one thread). After a failure nothing more is appended: the consumer drops the connection and every
-unacked message is redelivered.
+one thread).
+
+A store outage (StoreUnavailable: a full disk, EventStoreDB down) is waited out here, in place: the
+batch is appended again once the store passes a write probe, after growing delays, while the
+connection's thread goes on serving the broker (heartbeats) and holds the deliveries unacked (at
+most the prefetch). So an outage costs no redelivery unless the connection itself is lost. Told to
+stop retrying (the consumer is stopping, or the connection is gone: acks are impossible anyway),
+the writer gives the batch up. After a failure that is final, nothing more is appended: the batch
+and every later one come back with the error, are never acked and will be redelivered.
 """
 from __future__ import annotations
 
 import collections
+import logging
 import queue
 import threading
 from typing import Callable
 
 from eventreplay.ingest.batch import Batch
 from eventreplay.ingest.triage import refused_by_store
-from eventreplay.store import EventRejected, EventStore
+from eventreplay.reconnect import Backoff, describe_error
+from eventreplay.store import EventRejected, EventStore, PersistenceError, StoreUnavailable
+
+log = logging.getLogger("eventreplay.ingest")
 
 _CLOSE = object()
+
+# The longest wait between write probes while a batch waits in place: how late at most the end of
+# an outage is noticed. A probe is cheap and costs no redelivery, so no need to wait as long as
+# between reconnects.
+LONGEST_RETRY_DELAY = 5.0
+
+
+def wait_until_writable(store: EventStore, delays: Backoff, interrupted: threading.Event) -> bool:
+    """Wait the backoff's growing delays until the store passes a write probe (True), or until
+    `interrupted` is set (False). A read is no proof: a full disk still serves reads."""
+    while not interrupted.wait(delays.next_delay()):
+        try:
+            store.probe_write()
+        except PersistenceError as error:
+            log.warning("the event store still takes no writes (%s); next probe in %.1f s",
+                        describe_error(error), delays.delay)
+        else:
+            log.info("the event store takes writes again")
+            return True
+    return False
 
 
 class BatchWriter:
@@ -27,6 +58,7 @@ class BatchWriter:
         self._todo: queue.SimpleQueue = queue.SimpleQueue()
         self._done: collections.deque[tuple[Batch, int | BaseException]] = collections.deque()
         self.pending = 0  # submitted, result not yet taken (used by the connection's thread only)
+        self._no_more_retries = threading.Event()
         self._thread = threading.Thread(target=self._run, name="batch-writer", daemon=True)
         self._thread.start()
 
@@ -42,8 +74,14 @@ class BatchWriter:
         self.pending -= len(out)
         return out
 
+    def stop_retrying(self) -> None:
+        """From now on a failed append is final (every batch still gets its first attempt), and a
+        wait for the store ends now."""
+        self._no_more_retries.set()
+
     def close(self) -> None:
-        """Finish the append in progress (never abandon it half-way) and end the thread."""
+        """Finish the append in progress (never abandon it half-way), retry nothing, end the thread."""
+        self.stop_retrying()
         self._todo.put(_CLOSE)
         self._thread.join()
 
@@ -62,12 +100,27 @@ class BatchWriter:
                 batch.events = kept
         return 0
 
+    def _store(self, batch: Batch) -> int:
+        """Append the batch; while the store is unavailable, wait until it takes writes and append
+        it again (the same batch: appends are idempotent), until told to stop retrying."""
+        delays = Backoff(longest=LONGEST_RETRY_DELAY)  # a new outage starts short: the last batch was stored
+        while True:
+            try:
+                return self._append(batch)
+            except StoreUnavailable as error:
+                if self._no_more_retries.is_set():
+                    raise
+                log.warning("the event store failed (%s); keeping the batch's %d deliveries unacked "
+                            "and retrying it in place", describe_error(error), len(batch))
+                if not wait_until_writable(self.store, delays, self._no_more_retries):
+                    raise
+
     def _run(self) -> None:
         failure: BaseException | None = None
         while (batch := self._todo.get()) is not _CLOSE:
             if failure is None:
                 try:
-                    result: int | BaseException = self._append(batch)
+                    result: int | BaseException = self._store(batch)
                 except BaseException as error:  # noqa: BLE001 - handed to the connection's thread
                     failure = result = error
             else:

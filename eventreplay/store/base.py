@@ -149,7 +149,20 @@ class EventStore(abc.ABC):
 
     @abc.abstractmethod
     def ping(self) -> None:
-        """Raise StoreUnavailable with the reason if the store cannot serve now."""
+        """Raise StoreUnavailable with the reason if the store cannot serve reads now. Cheap; note
+        that a store whose disk is full still passes (reading needs no room): see probe_write."""
+
+    @abc.abstractmethod
+    def probe_write(self) -> None:
+        """Raise StoreUnavailable with the reason unless the store takes writes now, as far as this
+        client can tell (each backend says how far that is). For deciding that an outage is over
+        before appending again; it may cost a durable commit, so not for frequent health checks."""
+
+    def check_free_space(self) -> None:
+        """Raise StoreUnavailable("... disk full: N bytes free ...") when the disk this process
+        writes the store to has too little room left for an append. Cheap (no I/O on the store),
+        for readiness checks. By default there is nothing to check: a store behind a server
+        (EventStoreDB) keeps its data on the server's disk, which the client cannot see."""
 
     @abc.abstractmethod
     def close(self) -> None:

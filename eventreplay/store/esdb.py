@@ -213,6 +213,13 @@ class EventStoreDBEventStore(EventStore):
         except Exception as error:  # noqa: BLE001
             raise StoreUnavailable(str(translate(error, "ping"))) from None
 
+    def probe_write(self) -> None:
+        """The same read as ping(): all the client can tell without appending. The disk is the
+        server's and out of our sight, and a probe append would stay in the log for good (only a
+        scavenge removes it); so the append retried after this probe is what proves the server
+        takes writes again."""
+        self.ping()
+
     # mapping
 
     def _to_esdb(self, event: NewEvent, event_id: uuid.UUID) -> ESDBNewEvent:

@@ -13,17 +13,25 @@ Guarantees
 
 Threads: the store is shared by the API's request and replay-job threads; each thread gets its own
 connection (a sqlite3 connection must not be used by two threads at once), and close() closes all.
-The replay engineer keeps job tables in the same file (`database_path`); this module owns only the
-`events` table.
+The replay engineer keeps job tables in the same file (`database_path`); this module owns the
+`events` table and the one-row `write_probe` table.
+
+A full disk: reads still work (ping passes), appends fail with SQLITE_FULL. `probe_write` tells
+whether appending can work again: first the free space of the database's filesystem (a WAL file that
+was checkpointed is reused from its start without growing, so a small write may well succeed on a
+full disk while the next checkpoint, or a real batch, cannot), then a small committed write.
 """
 from __future__ import annotations
 
 import heapq
 import json
+import os
 import sqlite3
 import threading
+import time
 import uuid
 import weakref
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -66,7 +74,16 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_type_position ON events (event_type, position);
 CREATE INDEX IF NOT EXISTS events_timestamp ON events (timestamp_us);
+CREATE TABLE IF NOT EXISTS write_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    probed_at_us INTEGER NOT NULL
+);
 """
+
+# Free space below which the disk counts as full (probe_write, check_free_space): room for a few
+# batches of typical events in the WAL (500 take about 0.7 MB) and for the checkpoint that copies
+# them into the database file. Resuming with less would only meet SQLITE_FULL again.
+MIN_FREE_BYTES = 4 * 1024 * 1024
 
 _COLUMNS = "position, event_id, event_type, timestamp_us, body, routing_key, exchange, received_at_us, properties"
 
@@ -86,6 +103,28 @@ def canonical_event_id(event_id: str) -> str:
         return str(uuid.UUID(str(event_id)))
     except ValueError:
         raise ValueError(f"event_id {event_id!r} is not a UUID") from None
+
+
+@contextmanager
+def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error. IMMEDIATE takes the write lock up front,
+    so a second writer waits in busy_timeout instead of failing on a read-to-write upgrade."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def free_bytes(directory: Path) -> int:
+    """Bytes this process may still write on the filesystem holding `directory`: root may also use
+    the blocks the filesystem reserves for it (ext4's 5%), anyone else only the available ones."""
+    stat = os.statvfs(directory)
+    blocks = stat.f_bfree if os.geteuid() == 0 else stat.f_bavail
+    return blocks * stat.f_frsize
 
 
 def translate(error: sqlite3.Error, doing: str) -> PersistenceError:
@@ -170,9 +209,10 @@ class SQLiteEventStore(EventStore):
     # (each page then sorts the window's remaining rows, which is cheap only for small windows).
     NARROW_WINDOW = 20_000
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 15.0):
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 15.0, min_free_bytes: int = MIN_FREE_BYTES):
         self._path = Path(path)
         self._busy_timeout_s = busy_timeout_s
+        self._min_free_bytes = min_free_bytes
         self._local = threading.local()
         self._connections: list[tuple[weakref.ref, sqlite3.Connection]] = []
         self._connections_lock = threading.Lock()
@@ -269,10 +309,7 @@ class SQLiteEventStore(EventStore):
             return 0
         conn = self._conn()
         try:
-            # IMMEDIATE takes the write lock up front, so a second writer waits in busy_timeout
-            # instead of failing on a read-to-write upgrade.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _write_transaction(conn):
                 before = conn.total_changes
                 conn.executemany(
                     "INSERT INTO events (event_id, event_type, timestamp_us, body, routing_key, exchange,"
@@ -281,11 +318,6 @@ class SQLiteEventStore(EventStore):
                     rows,
                 )
                 new = conn.total_changes - before
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         except sqlite3.Error as error:
             raise translate(error, f"appending {len(rows)} events") from None
         return new
@@ -447,6 +479,35 @@ class SQLiteEventStore(EventStore):
             self._conn().execute("SELECT position FROM events ORDER BY position DESC LIMIT 1").fetchall()
         except sqlite3.Error as error:
             raise translate(error, f"querying {self._path}") from None
+
+    def check_free_space(self) -> None:
+        directory = self._path.parent  # the database, its WAL and shared-memory files live here
+        try:
+            free = free_bytes(directory)
+        except OSError as error:
+            raise StoreUnavailable(f"SQLite store: cannot tell the free space of {directory}: {error}") from None
+        if free < self._min_free_bytes:
+            raise StoreUnavailable(
+                f"SQLite store: disk full: {free} bytes free on the filesystem of {directory} "
+                f"(appending needs at least {self._min_free_bytes})"
+            )
+
+    def probe_write(self) -> None:
+        """The free space, then one small committed write (rewriting the single `write_probe` row):
+        it passes only if SQLite can take the write lock, write the WAL and sync it."""
+        if self._closed:
+            raise StoreUnavailable("SQLite store is closed")
+        self.check_free_space()
+        conn = self._conn()
+        try:
+            with _write_transaction(conn):
+                conn.execute(
+                    "INSERT INTO write_probe (id, probed_at_us) VALUES (1, ?)"
+                    " ON CONFLICT (id) DO UPDATE SET probed_at_us = excluded.probed_at_us",
+                    (time.time_ns() // 1000,),
+                )
+        except sqlite3.Error as error:
+            raise translate(error, f"a probe write to {self._path}") from None
 
 
 __all__ = ["SQLiteEventStore"]

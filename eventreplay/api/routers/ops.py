@@ -23,7 +23,10 @@ def health():
 def ready(services: ServicesDep):
     store = broker = "ok"
     try:
-        services.store().ping()
+        opened = services.store()
+        opened.ping()
+        # a full disk still serves reads; one statvfs call says so cheaply (no probe write here)
+        opened.check_free_space()
     except PersistenceError as error:
         store = f"unavailable: {error}"
     try:
