@@ -9,7 +9,7 @@ unconfirmed when a connection drops are sent again after reconnecting, and count
 before that (Ctrl-C, SIGTERM, --duration) it says how many were confirmed and exits 1.
 
 The broker and exchange come from the settings (AMQP_URL, EXCHANGE). The work is done by
-eventreplay.simulate; this file only reads the command line, shows progress and handles signals.
+eventreplay.simulator; this file only reads the command line, shows progress and handles signals.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import typer
 from eventreplay.logs import configure_logging
 from eventreplay.schema import EVENT_TYPES
 from eventreplay.settings import get_settings
-from eventreplay.simulate import EventFactory, SimulationPlan, simulate
+from eventreplay.simulator import EventFactory, SimulationPlan, simulate
 
 log = logging.getLogger("event_simulator")
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])

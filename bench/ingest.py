@@ -35,7 +35,7 @@ from eventreplay.broker import ArchiveTopology, ConfirmedPublisher  # noqa: E402
 from eventreplay.ingest import ArchiveConsumer  # noqa: E402
 from eventreplay.logs import configure_logging  # noqa: E402
 from eventreplay.settings import Settings, get_settings  # noqa: E402
-from eventreplay.simulate import EventFactory, publish_events  # noqa: E402
+from eventreplay.simulator import EventFactory, publish_events  # noqa: E402
 from eventreplay.store import open_store  # noqa: E402
 
 SEED = 2024

@@ -27,7 +27,7 @@ import pika  # noqa: E402
 
 from eventreplay.broker import connect, event_properties, properties_to_dict  # noqa: E402
 from eventreplay.replay.engine import ReplayEngine  # noqa: E402
-from eventreplay.replay.job_repository import open_job_repository  # noqa: E402
+from eventreplay.backends import Backend  # noqa: E402
 from eventreplay.replay.spec import ReplaySpec  # noqa: E402
 from eventreplay.settings import Settings  # noqa: E402
 from eventreplay.store import EventQuery, NewEvent, open_store  # noqa: E402
@@ -99,9 +99,9 @@ def raw_ceiling(amqp_url: str, bodies: list[bytes]) -> float:
 def replay_rate(store_url: str, store, amqp_url: str) -> tuple[float, int]:
     queue = f"bench-replay-{uuid.uuid4().hex[:8]}"
     declare(amqp_url, queue)
-    jobs = open_job_repository(store_url, store)
+    backend = Backend(store_url)
     try:
-        engine = ReplayEngine(store, jobs, amqp_url)
+        engine = ReplayEngine(backend.events(), backend.jobs(), amqp_url)
         job = engine.submit(ReplaySpec(event_type="OrderPlaced", target_queue=queue))
         job = engine.wait(job.id)
         if job.state.value != "completed":
@@ -109,7 +109,7 @@ def replay_rate(store_url: str, store, amqp_url: str) -> tuple[float, int]:
         seconds = (job.ended_at - job.started_at).total_seconds()
         return job.confirmed / seconds, job.confirmed
     finally:
-        jobs.close()
+        backend.close()
         delete(amqp_url, queue)
 
 

@@ -41,6 +41,15 @@ def routing_key_for(event_type: str) -> str:
     return EVENT_CATEGORIES.get(event_type, DEFAULT_ROUTING_KEY)
 
 
+def canonical_uuid(value: object, *, what: str = "event_id") -> str:
+    """The one spelling of a UUID (an event id, a job id): dedup and lookups must not depend on how
+    a producer or a caller wrote it (case, braces, urn:uuid:). ValueError when it is no UUID."""
+    try:
+        return str(UUID(str(value)))
+    except ValueError:
+        raise ValueError(f"{what} {value!r} is not a UUID") from None
+
+
 def as_utc(moment: datetime) -> datetime:
     """A timestamp without offset is UTC (the prototype sent naive `utcnow()`).
 

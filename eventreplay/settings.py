@@ -1,6 +1,6 @@
 """One settings object for every component, read from the environment and `.env`.
 
-Variable names are part of the contract (DESIGN.md "Settings"): the field `amqp_url` is read from
+Variable names are part of the contract (README, "Configuration"): the field `amqp_url` is read from
 `AMQP_URL`, and so on. Nothing else in the package names a host or a port.
 """
 from __future__ import annotations

@@ -17,7 +17,7 @@ from tests.waiting import wait_for  # noqa: F401 - re-exported for the tests
 from eventreplay.broker import ArchiveTopology, ConfirmedPublisher
 from eventreplay.ingest import ArchiveConsumer
 from eventreplay.settings import Settings
-from eventreplay.simulate import OutgoingEvent, publish_events
+from eventreplay.simulator import OutgoingEvent, publish_events
 from eventreplay.store import EventStore
 
 

@@ -121,7 +121,7 @@ def test_events_refuses_overflowing_times_and_unreadable_match_with_422(api, api
         assert len(body["detail"]) < 400, body["detail"]
     assert "out of range" in api.get("/events", params={"since": FAR_OFFSETS[0]}).json()["detail"]
     assert "nested too deeply" in api.get("/events", params={"match": DEEP_MATCH}).json()["detail"]
-    assert "4300 digits" in api.get("/events", params={"match": '{"a": ' + "7" * 5000 + "}"}).json()["detail"]
+    assert "too long" in api.get("/events", params={"match": '{"a": ' + "7" * 5000 + "}"}).json()["detail"]
     # the ends of the calendar in UTC are fine
     ok = api.get("/events", params={"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59Z"})
     assert ok.status_code == 200 and len(ok.json()["items"]) == 1, ok.text

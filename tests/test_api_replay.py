@@ -156,7 +156,7 @@ def test_missing_queue_is_404_or_created(api, api_store, amqp_url):
     ({"event_type": "A", "target_queue": "q", "rate": -1}, "rate"),
     ({"event_type": "A", "target_queue": "q", "rate": 5, "speed": 2}, "body"),
     ({"event_type": "A", "target_queue": "q", "target_exchange": "x"}, "body"),
-    ({"event_type": "A", "target_queue": "q", "since": "2024-01-02", "until": "2024-01-01"}, "body"),
+    ({"event_type": "A", "target_queue": "q", "since": "2024-01-02", "until": "2024-01-01"}, "until"),
     ({"event_type": "A", "target_queue": "q", "since": "yesterday"}, "since"),
     ({"event_type": "A", "target_queue": "q", "surprise": 1}, "surprise"),
 ])

@@ -1,5 +1,6 @@
-"""The ConfirmTracker alone: the broker's answers in any order -> the contiguous confirmed prefix,
-its count, its last position and its digest (what a resume trusts)."""
+"""The confirm bookkeeping alone (eventreplay/broker/confirms.py, and replay/confirms.py for what a
+replay trusts): the broker's answers in any order -> the contiguous confirmed prefix, its count, its
+last position and its digest."""
 from __future__ import annotations
 
 import hashlib
@@ -8,16 +9,24 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from eventreplay.replay.confirms import ConfirmTracker
+from eventreplay.broker.confirms import ConfirmTracker
+from eventreplay.replay.confirms import ReplayConfirms
+from eventreplay.store import StoredEvent
 
 T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 BODIES = [f'{{"n": {i}}}'.encode() for i in range(100)]
 
 
+def event(i: int) -> StoredEvent:
+    """The i-th event of a replay, at position 10 * i + 3."""
+    return StoredEvent(position=10 * i + 3, event_id=f"id-{i}", event_type="OrderPlaced",
+                       timestamp=T0 + timedelta(seconds=i), body=BODIES[i], routing_key="order-events",
+                       exchange="ecommerce-exchange", received_at=T0)
+
+
 def send(tracker: ConfirmTracker, indexes) -> list[int]:
-    """Publish events by index (position = 10 * index + 3); returns their delivery tags."""
-    return [tracker.sent(position=10 * i + 3, message_id=f"id-{i}", body=BODIES[i],
-                         timestamp=T0 + timedelta(seconds=i), now=0.0) for i in indexes]
+    """Publish events by index; returns their delivery tags."""
+    return [tracker.sent(event(i), message_id=f"id-{i}", now=0.0) for i in indexes]
 
 
 def digest_of(indexes) -> str:
@@ -25,7 +34,7 @@ def digest_of(indexes) -> str:
 
 
 def test_acks_in_order_advance_the_prefix():
-    tracker = ConfirmTracker()
+    tracker = ReplayConfirms()
     tags = send(tracker, range(5))
     tracker.acked(tags[0], now=1.0)
     tracker.acked(tags[1], now=1.0)
@@ -35,7 +44,7 @@ def test_acks_in_order_advance_the_prefix():
 
 
 def test_reordered_and_multiple_acks_count_only_a_contiguous_prefix():
-    tracker = ConfirmTracker()
+    tracker = ReplayConfirms()
     tags = send(tracker, range(10))
     tracker.acked(tags[4], now=1.0)
     tracker.acked(tags[2], now=1.0)
@@ -50,7 +59,7 @@ def test_reordered_and_multiple_acks_count_only_a_contiguous_prefix():
 def test_any_order_gives_the_same_result():
     rng = random.Random(7)
     for _ in range(50):
-        tracker = ConfirmTracker()
+        tracker = ReplayConfirms()
         tags = send(tracker, range(40))
         for tag in rng.sample(tags, len(tags)):
             tracker.acked(tag, multiple=rng.random() < 0.2, now=1.0)
@@ -58,7 +67,7 @@ def test_any_order_gives_the_same_result():
 
 
 def test_a_nack_leaves_a_hole_that_nothing_after_it_crosses():
-    tracker = ConfirmTracker()
+    tracker = ReplayConfirms()
     tags = send(tracker, range(6))
     tracker.acked(tags[1], multiple=True, now=1.0)
     tracker.nacked(tags[2])
@@ -70,7 +79,7 @@ def test_a_nack_leaves_a_hole_that_nothing_after_it_crosses():
 
 def test_a_return_followed_by_its_ack_is_not_a_delivery():
     # RabbitMQ returns an unroutable mandatory message, then acks it; the others are acked too.
-    tracker = ConfirmTracker()
+    tracker = ReplayConfirms()
     tags = send(tracker, range(5))
     tracker.acked(tags[1], multiple=True, now=1.0)
     tracker.returned("id-2", "NO_ROUTE")
@@ -81,7 +90,7 @@ def test_a_return_followed_by_its_ack_is_not_a_delivery():
 
 
 def test_a_return_it_cannot_place_stops_all_progress():
-    tracker = ConfirmTracker()
+    tracker = ReplayConfirms()
     tags = send(tracker, range(3))
     tracker.returned("not-ours", "NO_ROUTE")
     tracker.acked(tags[2], multiple=True, now=1.0)
@@ -89,11 +98,11 @@ def test_a_return_it_cannot_place_stops_all_progress():
 
 
 def test_a_lost_connection_forgets_what_was_in_flight_and_restarts_the_tags():
-    tracker = ConfirmTracker()
+    tracker = ReplayConfirms()
     tags = send(tracker, range(6))
     tracker.acked(tags[2], multiple=True, now=1.0)
     tracker.acked(tags[4], now=1.0)  # confirmed after a gap: not trusted once the channel is gone
-    assert tracker.connection_lost() == 3
+    assert [e.position for e in tracker.connection_lost()] == [33, 43, 53]  # to be sent again
     assert tracker.in_flight == 0 and tracker.confirmed == 3 and tracker.last_position == 23
     # the run sends again after the last confirmed event, on a new channel (tags from 1)
     tags = send(tracker, range(3, 6))
@@ -103,16 +112,16 @@ def test_a_lost_connection_forgets_what_was_in_flight_and_restarts_the_tags():
 
 
 def test_a_resumed_tracker_gives_the_digest_of_an_uninterrupted_run():
-    whole = ConfirmTracker()
+    whole = ReplayConfirms()
     tags = send(whole, range(20))
     whole.acked(tags[-1], multiple=True, now=1.0)
 
-    first = ConfirmTracker()
+    first = ReplayConfirms()
     tags = send(first, range(12))
     first.acked(tags[7], multiple=True, now=1.0)  # 8 confirmed, then the process dies
     # a resume rebuilds the hash over the confirmed events read again, then continues after them
     rebuilt = hashlib.sha256(b"".join(BODIES[i] for i in range(first.confirmed)))
-    resumed = ConfirmTracker(confirmed=first.confirmed, first_position=first.first_position,
+    resumed = ReplayConfirms(confirmed=first.confirmed, first_position=first.first_position,
                              last_position=first.last_position, last_timestamp=first.last_timestamp, digest=rebuilt)
     tags = send(resumed, range(8, 20))
     resumed.acked(tags[-1], multiple=True, now=1.0)
@@ -124,7 +133,16 @@ def test_a_resumed_tracker_gives_the_digest_of_an_uninterrupted_run():
 def test_latency_is_sampled_from_publish_to_confirm(every):
     tracker = ConfirmTracker(latency_sample_every=every)
     for i in range(8):
-        tracker.sent(position=i, message_id=str(i), body=b"{}", timestamp=T0, now=10.0)
+        tracker.sent(i, message_id=str(i), now=10.0)
     tracker.acked(8, multiple=True, now=10.5)
     assert tracker.take_latencies() == [0.5] * (8 // every)
     assert tracker.take_latencies() == []
+
+
+def test_the_plain_tracker_hands_each_confirmed_item_over_in_order():
+    confirmed = []
+    tracker = ConfirmTracker(on_confirmed=confirmed.append)
+    tags = [tracker.sent(f"item-{i}", message_id=f"m{i}", now=0.0) for i in range(4)]
+    tracker.acked(tags[2], multiple=True, now=1.0)
+    assert confirmed == ["item-0", "item-1", "item-2"] and tracker.confirmed == 3
+    assert tracker.connection_lost() == ["item-3"]

@@ -15,9 +15,10 @@ import pika
 import pytest
 
 from eventreplay.ingest.triage import DeadLetter, triage
-from eventreplay.reconnect import Backoff, connect_until_stopped
+from eventreplay.broker import connect_until_stopped
+from eventreplay.retrying import RetryPolicy
 from eventreplay.schema import parse_event
-from eventreplay.simulate import EventFactory
+from eventreplay.simulator import EventFactory
 from eventreplay.store import EventQuery, PersistenceError, StoreUnavailable, open_store
 from tests.conftest import with_stream_prefix
 from tests.ingest_support import (
@@ -355,15 +356,17 @@ def test_store_failures_reconnect_ever_later_until_a_batch_is_acked(amqp_url, tm
         delete_topology(amqp_url, names)
 
 
-def test_a_successful_connect_leaves_the_callers_backoff_growing(amqp_url):
-    backoff = Backoff(first=0.5, factor=2.0)
-    backoff.next_delay(), backoff.next_delay()
-    connection = connect_until_stopped(amqp_url, client_name="backoff-test", stop=threading.Event(), backoff=backoff)
+def test_a_successful_connect_leaves_the_callers_delays_growing(amqp_url):
+    policy = RetryPolicy(first=0.5)
+    policy.failed(), policy.failed()
+    connection = connect_until_stopped(amqp_url, client_name="backoff-test", policy=policy)
     try:
         assert connection is not None
     finally:
         connection.close()
-    assert backoff.next_delay() == 2.0  # not reset to 0.5: only the caller knows about progress
+    assert policy.failed() == 2.0  # not back to 0.5: only the caller knows about progress
+    policy.progressed()
+    assert policy.failed() == 0.5
 
 
 def test_the_consumer_reconnects_when_the_broker_drops_its_connection(amqp_url, store_url, store, archive):

@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from eventreplay.api import create_app
-from eventreplay.simulate import EventFactory
+from eventreplay.simulator import EventFactory
 from eventreplay.store import EventQuery, StoreUnavailable, open_store
 from eventreplay.store.sqlite import SQLiteEventStore, free_bytes
 from tests.builders import series
@@ -164,7 +164,7 @@ def test_sigterm_during_a_disk_full_outage_exits_0_at_once_and_leaves_everything
         filler = fill_up(small_disk)
         try:
             consumer.start()
-            wait_for(lambda: "still takes no writes" in consumer.output(), timeout=30,
+            wait_for(lambda: "disk full:" in consumer.output(), timeout=30,
                      what="the consumer to wait for the full disk")
 
             signalled = time.monotonic()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from eventreplay.simulate import EventFactory
+from eventreplay.simulator import EventFactory
 from eventreplay.store import EventQuery
 from tests.ingest_support import declared_archive, drain, publish, queue_depth, wait_for
 

@@ -28,7 +28,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from eventreplay.api import create_app
-from eventreplay.replay.job_repository import SQLiteJobRepository
+from eventreplay.replay.job_records.sqlite import SQLiteJobRepository
 from eventreplay.store import EventQuery, open_store
 from tests.conftest import unique, with_stream_prefix
 from tests.replay_support import (  # noqa: F401 - target_queue is a fixture

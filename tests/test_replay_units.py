@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
-from eventreplay.replay.job_repository import open_job_repository, split_stream_prefix
+from eventreplay.backends import Backend
 from eventreplay.replay.jobs import JobState, ReplayJob
 from eventreplay.replay.pacing import Pacer, RatePacer, SpeedPacer, pacer_for
 from eventreplay.replay.spec import ReplaySpec
@@ -51,13 +51,9 @@ def test_speed_pacer_scales_the_original_spacing():
     assert pacer_for(None, None).send_at(T0) is None and isinstance(pacer_for(None, None), Pacer)
 
 
-def test_split_stream_prefix():
-    assert split_stream_prefix("esdb://h:2113?Tls=false&streamPrefix=t-1-") == ("esdb://h:2113?Tls=false", "t-1-")
-    assert split_stream_prefix("esdb://h:2113?Tls=false") == ("esdb://h:2113?Tls=false", "")
-
-
-def test_job_repository_round_trip(store_url, store):
-    jobs = open_job_repository(store_url, store)
+def test_job_repository_round_trip(store_url):
+    backend = Backend(store_url)
+    jobs, store = backend.jobs(), backend.events()
     try:
         first = ReplayJob.create(ReplaySpec(event_type="A", target_queue="q"))
         jobs.save(first)
@@ -75,4 +71,4 @@ def test_job_repository_round_trip(store_url, store):
         # job records are not archived events
         assert store.counts_by_type() == {}
     finally:
-        jobs.close()
+        backend.close()

@@ -16,7 +16,7 @@ import pika
 import pytest
 
 from eventreplay.schema import EVENT_TYPES, parse_event, routing_key_for
-from eventreplay.simulate import EventFactory, PendingEvents, SimulationPlan, SteadyClock, simulate
+from eventreplay.simulator import EventFactory, PendingEvents, SimulationPlan, SteadyClock, simulate
 from tests.ingest_support import close_broker_connections, declared_archive, drain, queue_depth, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,6 +167,7 @@ def test_the_cli_waits_for_an_unreachable_broker_with_a_clear_line(names, tmp_pa
 # connection losses: every event of the count arrives, re-sends bounded ------------------------------
 RUN = 2000
 WINDOW = 1000  # ConfirmedPublisher's default: at most this many sent and unconfirmed at any time
+FLUSH_EVERY = 64  # ConfirmedPublisher's default: messages buffered between socket writes
 
 
 def event_ids_in(amqp_url: str, queue: str) -> list[str]:
@@ -205,7 +206,9 @@ class BrokerClosesTheConnection:
         """`events`, the connection closed when the k-th is taken (so before it is published)."""
         for taken, event in enumerate(events, start=1):
             if taken == k:
-                self.close(min(taken, WINDOW + 1))  # the k-th fails to go out; earlier ones may be unconfirmed
+                # the k-th fails to go out; earlier ones may be unconfirmed, and the publisher finds
+                # the connection gone only when it writes (every FLUSH_EVERY messages)
+                self.close(min(taken, WINDOW) + FLUSH_EVERY)
             yield event
 
     def when_all_sent(self, total: int):

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from eventreplay.schema import EVENT_TYPES
+from eventreplay.store.urls import parse_store_url
 from eventreplay.store import (
     EventQuery,
     InvalidStoreURL,
@@ -470,8 +471,8 @@ def sqlite_url(tmp_path):
 def test_sqlite_creates_folders_and_uses_wal_with_full_sync(sqlite_url, tmp_path):
     store = open_store(sqlite_url)
     try:
-        assert store.database_path == tmp_path / "nested" / "deeper" / "events.db"
-        assert store.database_path.exists()
+        assert store.path == tmp_path / "nested" / "deeper" / "events.db"
+        assert store.path.exists()
         conn = store._conn()
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
@@ -493,8 +494,8 @@ def test_sqlite_locked_database_is_unavailable_not_a_hang(sqlite_url):
     from eventreplay.store.sqlite import SQLiteEventStore
 
     store = open_store(sqlite_url)
-    impatient = SQLiteEventStore(store.database_path, busy_timeout_s=0.2)
-    blocker = sqlite3.connect(store.database_path, isolation_level=None)
+    impatient = SQLiteEventStore(store.path, busy_timeout_s=0.2)
+    blocker = sqlite3.connect(store.path, isolation_level=None)
     try:
         blocker.execute("BEGIN IMMEDIATE")
         started = time.monotonic()
@@ -538,9 +539,8 @@ def esdb_store_url(request):
 def test_esdb_ignores_job_records_and_foreign_events(esdb_store_url):
     from esdbclient import EventStoreDBClient, NewEvent as RawEvent, StreamState
 
-    from eventreplay.store.esdb import split_store_url
-
-    uri, prefix = split_store_url(esdb_store_url)
+    location = parse_store_url(esdb_store_url)
+    uri, prefix = location.uri, location.stream_prefix
     store = open_store(esdb_store_url)
     raw = EventStoreDBClient(uri)
     try:
@@ -566,9 +566,10 @@ def test_esdb_ignores_job_records_and_foreign_events(esdb_store_url):
 
 @pytest.mark.esdb
 def test_esdb_window_is_bounded_and_older_events_are_still_found(esdb_store_url):
-    from eventreplay.store.esdb import EventStoreDBEventStore, split_store_url
+    from eventreplay.store.esdb import EventStoreDBEventStore
 
-    uri, prefix = split_store_url(esdb_store_url)
+    location = parse_store_url(esdb_store_url)
+    uri, prefix = location.uri, location.stream_prefix
     writer = EventStoreDBEventStore(uri, stream_prefix=prefix, window_size=5, read_chunk=4)
     try:
         events = series(12)

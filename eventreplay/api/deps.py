@@ -10,7 +10,7 @@ from fastapi.security import APIKeyHeader
 from eventreplay.api.guard import API_KEY_HEADER
 from eventreplay.api.services import Services
 from eventreplay.replay.engine import ReplayEngine
-from eventreplay.replay.targets import BrokerAdmin
+from eventreplay.api.broker_admin import BrokerAdmin
 from eventreplay.store import EventStore
 
 

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from eventreplay.replay.engine import JobNotFound, JobStateConflict
+from eventreplay.replay.jobs import JobNotFound, JobStateConflict
 from eventreplay.replay.targets import TargetNotFound, TargetRefused
 from eventreplay.store.base import PersistenceError
 
@@ -22,10 +22,6 @@ BROKER_ERRORS: tuple[type[BaseException], ...] = (
     pika.exceptions.AMQPChannelError,
     ConnectionError,
 )
-
-
-class BrokerUnavailable(Exception):
-    """The broker cannot be reached now (HTTP 503)."""
 
 
 def _field(loc: tuple | list) -> str:
@@ -101,7 +97,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(JobStateConflict, conflict)
     app.add_exception_handler(TargetRefused, conflict)
     app.add_exception_handler(PersistenceError, store_unavailable)
-    app.add_exception_handler(BrokerUnavailable, broker_unavailable)
     for error in BROKER_ERRORS:
         app.add_exception_handler(error, broker_unavailable)
     app.add_exception_handler(Exception, unexpected)

@@ -1,17 +1,18 @@
-"""What the API holds for its lifetime: the store, the job repository, the replay engine, the
-broker connection for checks, and the metrics. Opened at startup and closed at shutdown; if the
-store cannot be opened at startup the API still starts (`/ready` says why) and retries on use."""
+"""What the API holds for its lifetime: the storage (event store and job repository, eventreplay/
+backends.py), the replay engine, the broker connection for checks, and the metrics. Opened at
+startup and closed at shutdown; if the store cannot be opened at startup the API still starts
+(`/ready` says why) and retries on use. Browsing needs only the event store, never the engine."""
 from __future__ import annotations
 
 import logging
 import threading
 
+from eventreplay.api.broker_admin import BrokerAdmin
 from eventreplay.api.metrics import ReplayMetrics
+from eventreplay.backends import Backend
 from eventreplay.replay.engine import ReplayEngine, RunPolicy
-from eventreplay.replay.job_repository import JobRepository, open_job_repository
-from eventreplay.replay.targets import BrokerAdmin
 from eventreplay.settings import Settings
-from eventreplay.store import EventStore, PersistenceError, StoreUnavailable, open_store
+from eventreplay.store import EventStore, PersistenceError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +22,12 @@ class Services:
         self.settings = settings
         self.metrics = ReplayMetrics()
         self.broker = BrokerAdmin(settings.amqp_url)
+        self.backend = Backend(settings.event_store_url)
         self.replay_policy = RunPolicy(
             window=settings.replay_window, checkpoint_every=settings.replay_checkpoint_every,
             give_up_after=settings.replay_give_up_s,
         )
         self._lock = threading.Lock()
-        self._store: EventStore | None = None
-        self._jobs: JobRepository | None = None
         self._engine: ReplayEngine | None = None
         self._closed = False
 
@@ -50,29 +50,24 @@ class Services:
                 return self._engine
             if self._closed:
                 raise StoreUnavailable("the API is shutting down")
-            url = self.settings.event_store_url
-            store = self._store or open_store(url)
-            self._store = store
-            jobs = self._jobs or open_job_repository(url, store)
-            self._jobs = jobs
-            engine = ReplayEngine(store, jobs, self.settings.amqp_url, observer=self.metrics, policy=self.replay_policy)
+            engine = ReplayEngine(self.backend.events(), self.backend.jobs(), self.settings.amqp_url,
+                                  observer=self.metrics, policy=self.replay_policy)
             engine.interrupt_leftovers()
             self._engine = engine
             return engine
 
     def store(self) -> EventStore:
-        return self.engine().store
+        if self._closed:
+            raise StoreUnavailable("the API is shutting down")
+        return self.backend.events()
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            engine, jobs, store = self._engine, self._jobs, self._store
-            self._engine = self._jobs = self._store = None
+            engine, self._engine = self._engine, None
         if engine is not None:
             engine.shutdown()
-        for resource in (jobs, store, self.broker):
-            if resource is None:
-                continue
+        for resource in (self.backend, self.broker):
             try:
                 resource.close()
             except Exception:  # noqa: BLE001 - closing must go on with the others

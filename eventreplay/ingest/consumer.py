@@ -27,13 +27,15 @@ from datetime import datetime, timezone
 import pika
 import pika.exceptions
 
-from eventreplay.broker import CONNECTION_ERRORS, ArchiveTopology, ConfirmedPublisher, PublishFailed
+from eventreplay.broker import (
+    CONNECTION_ERRORS, ArchiveTopology, ConfirmedPublisher, PublishFailed, broker_address, close_quietly, connect,
+)
 from eventreplay.ingest.batch import Batch
 from eventreplay.ingest.dead_letters import publish_dead_letters
 from eventreplay.ingest.stats import IngestStats
 from eventreplay.ingest.triage import triage
-from eventreplay.ingest.writer import BatchWriter, wait_until_writable
-from eventreplay.reconnect import Backoff, close_quietly, connect_until_stopped, describe_error
+from eventreplay.ingest.writer import BatchWriter
+from eventreplay.retrying import Interrupted, RetryPolicy, one_line
 from eventreplay.settings import Settings
 from eventreplay.store import EventStore, PersistenceError
 
@@ -70,7 +72,9 @@ class ArchiveConsumer:
         self.refused: TopologyRefused | None = None  # set when run() ended on a configuration error
         self._batch = Batch()  # filling
         self._ready: list[Batch] = []  # full, to be handed to the writer (in delivery order)
-        self._backoff = Backoff()  # between attempts; grows across reconnects, reset when a batch is acked
+        # between sessions: delays grow across reconnects, and start again once a batch is acked
+        self._retry = RetryPolicy(interrupt=self._stop)
+        self._store_failed = False  # the last session ended on a store failure
 
     def stop(self) -> None:
         """Ask run() to store and ack the current batch and return. Safe from any thread or a signal
@@ -80,41 +84,48 @@ class ArchiveConsumer:
     # the outer loop: connect, consume, recover ---------------------------------------------------
     def run(self) -> None:
         log.info("archiving exchange %r through queue %r", self.topology.exchange, self.topology.queue)
-        while not self._stop.is_set():
-            connection = connect_until_stopped(
-                self.settings.amqp_url, client_name=self.client_name, stop=self._stop, backoff=self._backoff
-            )
-            if connection is None:
-                break
-            try:
-                self._consume(connection)
-            except TopologyRefused as error:
-                log.error("%s", error)
-                self.refused = error
-                break
-            except CONNECTION_ERRORS as error:
-                delay = self._backoff.next_delay()
-                log.warning("lost the connection to RabbitMQ (%s); reconnecting in %.1f s",
-                            describe_error(error), delay)
-                self._stop.wait(delay)
-            except PersistenceError as error:
-                if self._stop.is_set():
-                    log.warning("stopping while the event store fails (%s): what it did not store stays "
-                                "unacked, RabbitMQ will redeliver it", describe_error(error))
-                    break
-                log.warning("the event store failed (%s); nothing of the batch is acked, RabbitMQ will "
-                            "redeliver it", describe_error(error))
-                close_quietly(connection)  # unacked messages go back to the queue now
-                wait_until_writable(self.store, self._backoff, self._stop)
-            except DeadLetterFailed as error:
-                delay = self._backoff.next_delay()
-                log.warning("%s; the batch is not acked, retrying in %.1f s", error, delay)
-                self._stop.wait(delay)
-            finally:
-                self.consuming.clear()
-                self._batch, self._ready = Batch(), []  # what was not acked will be redelivered
-                close_quietly(connection)
+        try:
+            for attempt in self._retry.retrying((*CONNECTION_ERRORS, PersistenceError, DeadLetterFailed),
+                                                on_fault=self._note_fault):
+                with attempt:
+                    self._session()
+        except Interrupted:
+            pass
+        except TopologyRefused as error:
+            log.error("%s", error)
+            self.refused = error
         log.info("stopped: %s", self.stats.final())
+
+    def _session(self) -> None:
+        """One connection's life; returns when stopping, raises what ended it otherwise."""
+        if self._store_failed:
+            self.store.probe_write()  # a read is no proof the store is back: a full disk serves reads
+            log.info("the event store takes writes again; resuming")
+            self._store_failed = False
+        connection = connect(self.settings.amqp_url, client_name=self.client_name)
+        try:
+            self._consume(connection)
+        except PersistenceError as error:
+            if self._stop.is_set():
+                log.warning("stopping while the event store fails (%s): what it did not store stays unacked, "
+                            "RabbitMQ will redeliver it", one_line(error))
+                return
+            self._store_failed = True
+            raise
+        finally:
+            self.consuming.clear()
+            self._batch, self._ready = Batch(), []  # what was not acked will be redelivered
+            close_quietly(connection)  # unacked messages go back to the queue now
+
+    def _note_fault(self, error: BaseException, delay: float) -> None:
+        if isinstance(error, PersistenceError):
+            log.warning("the event store failed (%s); nothing unstored is acked, RabbitMQ will redeliver it; "
+                        "retrying in %.1f s", one_line(error), delay)
+        elif isinstance(error, DeadLetterFailed):
+            log.warning("%s; the batch is not acked, retrying in %.1f s", error, delay)
+        else:
+            log.warning("RabbitMQ at %s: %s; reconnecting in %.1f s", broker_address(self.settings.amqp_url),
+                        one_line(error), delay)
 
     # one connection's life -----------------------------------------------------------------------
     def _consume(self, connection: pika.BlockingConnection) -> None:
@@ -195,12 +206,11 @@ class ArchiveConsumer:
                     raise DeadLetterFailed(f"the dead-letter queue did not take {len(batch.dead_letters)} "
                                            f"messages ({error})") from error
             channel.basic_ack(batch.last_tag, multiple=True)  # only now: stored (and dead letters confirmed)
-            self._backoff.reset()  # progress: the next trouble starts with a short delay again
+            self._retry.progressed()  # the next trouble starts with a short delay again
             self._count(batch, result)
 
     def _count(self, batch: Batch, new: int) -> None:
         stats = self.stats
-        stats.batches += 1
         stats.stored += new
         stats.duplicates += len(batch.events) - new
         stats.dead_lettered += len(batch.dead_letters)

@@ -10,9 +10,9 @@ import threading
 
 from eventreplay.ingest.consumer import ArchiveConsumer
 from eventreplay.logs import configure_logging
-from eventreplay.reconnect import Backoff, describe_error
+from eventreplay.retrying import Interrupted, RetryPolicy, one_line
 from eventreplay.settings import Settings, get_settings
-from eventreplay.store import EventStore, InvalidStoreURL, PersistenceError, StoreUnavailable, open_store
+from eventreplay.store import EventStore, PersistenceError, StoreUnavailable, open_store
 
 log = logging.getLogger("eventreplay.ingest")
 
@@ -37,7 +37,7 @@ def main(settings: Settings | None = None) -> int:
     try:
         store = _open_store(settings.event_store_url, stop)
     except PersistenceError as error:
-        print(f"consumer: cannot use EVENT_STORE_URL: {describe_error(error)}", file=sys.stderr)
+        print(f"consumer: cannot use EVENT_STORE_URL: {one_line(error)}", file=sys.stderr)
         return EXIT_CONFIG
     if store is None:  # stopped while waiting for the store
         return 0
@@ -53,14 +53,10 @@ def main(settings: Settings | None = None) -> int:
 
 def _open_store(url: str, stop: threading.Event) -> EventStore | None:
     """The store, waiting while it is unavailable; a wrong URL raises at once."""
-    backoff = Backoff()
-    while not stop.is_set():
-        try:
-            return open_store(url)
-        except InvalidStoreURL:
-            raise
-        except StoreUnavailable as error:
-            delay = backoff.next_delay()
-            log.warning("the event store is not available (%s); retrying in %.1f s", describe_error(error), delay)
-            stop.wait(delay)
-    return None
+    try:
+        for attempt in RetryPolicy(interrupt=stop).retrying(StoreUnavailable, doing="open the event store"):
+            with attempt:
+                return open_store(url)
+    except Interrupted:
+        return None
+    raise AssertionError("unreachable")

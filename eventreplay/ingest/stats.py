@@ -15,7 +15,6 @@ class IngestStats:
     dead_lettered: int = 0
     replay_skipped: int = 0
     redelivered: int = 0  # deliveries RabbitMQ flagged as redelivered (after a lost connection, say)
-    batches: int = 0
     started: float = field(default_factory=time.monotonic)
     _last_report: float = field(default_factory=time.monotonic)
     _stored_at_last_report: int = 0

@@ -8,20 +8,17 @@ from datetime import datetime
 
 from pika.spec import Basic, BasicProperties
 
-from eventreplay.broker import properties_from_dict, properties_to_dict
+from eventreplay.broker import is_replay, properties_to_dict
 from eventreplay.schema import InvalidEvent, parse_event
 from eventreplay.store import NewEvent
 
 log = logging.getLogger("eventreplay.ingest")
 
-REPLAY_HEADER = "x-replay-id"
-
-
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     reason: str
     body: bytes
-    properties: BasicProperties
+    properties: dict  # the stored (JSON-able) view of the original AMQP properties
     routing_key: str
     exchange: str
 
@@ -35,20 +32,19 @@ REPLAYED = Replayed()
 
 def triage(method: Basic.Deliver, properties: BasicProperties, body: bytes, received_at: datetime):
     """NewEvent | DeadLetter | REPLAYED for one delivery."""
-    headers = properties.headers
-    if headers and REPLAY_HEADER in headers:
+    if is_replay(properties):
         return REPLAYED
     try:
         event = parse_event(body)
     except InvalidEvent as invalid:
-        return DeadLetter(invalid.reason, body, properties, method.routing_key, method.exchange)
+        return DeadLetter(invalid.reason, body, properties_to_dict(properties), method.routing_key, method.exchange)
     except Exception as error:  # noqa: BLE001 - one message must never stop the archive
         # parse_event turns every known failure into InvalidEvent; anything else is a bug that a
         # redelivery would only repeat, so the message is dead-lettered with the error, not retried.
         log.error("message %r (routing key %r) could not be validated; dead-lettering it",
                   properties.message_id, method.routing_key, exc_info=error)
         reason = f"could not be validated: {type(error).__name__}: {_one_line(error)}"
-        return DeadLetter(reason, body, properties, method.routing_key, method.exchange)
+        return DeadLetter(reason, body, properties_to_dict(properties), method.routing_key, method.exchange)
     return NewEvent(
         event_id=event.event_id,
         event_type=event.event_type,
@@ -69,5 +65,5 @@ def _one_line(error: BaseException) -> str:
 def refused_by_store(event: NewEvent, reason: str) -> DeadLetter:
     """A valid event the store will never take (EventRejected): dead-lettered like an invalid one,
     so that one such message does not stop the archive."""
-    return DeadLetter(f"refused by the event store: {reason}", event.body, properties_from_dict(dict(event.properties)),
+    return DeadLetter(f"refused by the event store: {reason}", event.body, dict(event.properties),
                       event.routing_key, event.exchange)

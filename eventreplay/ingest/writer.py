@@ -24,8 +24,8 @@ from typing import Callable
 
 from eventreplay.ingest.batch import Batch
 from eventreplay.ingest.triage import refused_by_store
-from eventreplay.reconnect import Backoff, describe_error
-from eventreplay.store import EventRejected, EventStore, PersistenceError, StoreUnavailable
+from eventreplay.retrying import Interrupted, RetryPolicy, one_line
+from eventreplay.store import EventRejected, EventStore, StoreUnavailable
 
 log = logging.getLogger("eventreplay.ingest")
 
@@ -35,21 +35,6 @@ _CLOSE = object()
 # an outage is noticed. A probe is cheap and costs no redelivery, so no need to wait as long as
 # between reconnects.
 LONGEST_RETRY_DELAY = 5.0
-
-
-def wait_until_writable(store: EventStore, delays: Backoff, interrupted: threading.Event) -> bool:
-    """Wait the backoff's growing delays until the store passes a write probe (True), or until
-    `interrupted` is set (False). A read is no proof: a full disk still serves reads."""
-    while not interrupted.wait(delays.next_delay()):
-        try:
-            store.probe_write()
-        except PersistenceError as error:
-            log.warning("the event store still takes no writes (%s); next probe in %.1f s",
-                        describe_error(error), delays.delay)
-        else:
-            log.info("the event store takes writes again")
-            return True
-    return False
 
 
 class BatchWriter:
@@ -101,19 +86,24 @@ class BatchWriter:
         return 0
 
     def _store(self, batch: Batch) -> int:
-        """Append the batch; while the store is unavailable, wait until it takes writes and append
-        it again (the same batch: appends are idempotent), until told to stop retrying."""
-        delays = Backoff(longest=LONGEST_RETRY_DELAY)  # a new outage starts short: the last batch was stored
-        while True:
-            try:
-                return self._append(batch)
-            except StoreUnavailable as error:
-                if self._no_more_retries.is_set():
-                    raise
-                log.warning("the event store failed (%s); keeping the batch's %d deliveries unacked "
-                            "and retrying it in place", describe_error(error), len(batch))
-                if not wait_until_writable(self.store, delays, self._no_more_retries):
-                    raise
+        """Append the batch; while the store is unavailable, wait until it passes a write probe (a
+        read is no proof: a full disk still serves reads) and append it again (the same batch:
+        appends are idempotent), until told to stop retrying."""
+        retry = RetryPolicy(interrupt=self._no_more_retries, longest=LONGEST_RETRY_DELAY)
+
+        def unavailable(error: BaseException, delay: float) -> None:
+            log.warning("the event store takes no writes (%s); keeping the batch's %d deliveries unacked, "
+                        "next try in %.1f s", one_line(error), len(batch), delay)
+
+        try:
+            for attempt in retry.retrying(StoreUnavailable, on_fault=unavailable):
+                with attempt:
+                    if retry.failures:
+                        self.store.probe_write()
+                    return self._append(batch)
+        except Interrupted as interrupted:
+            raise interrupted.last_error from None
+        raise AssertionError("unreachable")
 
     def _run(self) -> None:
         failure: BaseException | None = None

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 
-from eventreplay.replay.job_repository import JobRepository
+from eventreplay.replay.job_records import JobRepository
 from eventreplay.replay.jobs import UNFINISHED_STATES, JobNotFound, JobState, JobStateConflict, ReplayJob
 from eventreplay.replay.recorder import JobRecorder
 from eventreplay.replay.run import ReplayObserver, ReplayRun, RunPolicy

@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 
-from tenacity import Retrying, retry_if_exception_type, stop_when_event_set, wait_exponential
-
-from eventreplay.replay.job_repository import JobRepository
+from eventreplay.replay.job_records import JobRepository
 from eventreplay.replay.jobs import ReplayJob
+from eventreplay.retrying import Interrupted, RetryPolicy
 from eventreplay.store.base import PersistenceError
 
 log = logging.getLogger(__name__)
@@ -29,6 +28,7 @@ class JobRecorder:
         self._saving = False
         self._closing = False
         self._abandoned = threading.Event()
+        self._retry = RetryPolicy(interrupt=self._abandoned, first=0.1, longest=5.0)
         self.recorded_confirmed = job.confirmed  # `confirmed` of the last snapshot saved
         self.error: str | None = None  # why the last save failed, until one succeeds
         self._thread = threading.Thread(target=self._run, name=f"record-{job.id[:8]}", daemon=True)
@@ -72,7 +72,7 @@ class JobRecorder:
                     return
             try:
                 saved = self._save_newest()
-            except PersistenceError:
+            except Interrupted:
                 saved = None  # abandoned while retrying
             with self._changed:
                 self._saving = False
@@ -86,22 +86,15 @@ class JobRecorder:
     def _save_newest(self) -> ReplayJob:
         """Save the newest snapshot; on failure wait and save the newest one then (maybe newer)."""
         snapshot: ReplayJob | None = None
-        for attempt in Retrying(
-            retry=retry_if_exception_type(PersistenceError),
-            wait=wait_exponential(multiplier=0.1, max=5),
-            stop=stop_when_event_set(self._abandoned),
-            sleep=self._abandoned.wait,
-            before_sleep=self._note_failure,
-            reraise=True,
-        ):
+        for attempt in self._retry.retrying(PersistenceError, on_fault=self._note_failure):
             with attempt:
                 newer = self._take_newest()
                 if newer is not None:
                     snapshot = newer
                 self._repository.save(snapshot)
+        self._retry.progressed()
         return snapshot
 
-    def _note_failure(self, state) -> None:
-        error = state.outcome.exception() if state.outcome else None
+    def _note_failure(self, error: BaseException, delay: float) -> None:
         self.error = str(error)
-        log.warning("replay %s: could not record its state (%s); retrying", self._job_id, error)
+        log.warning("replay %s: could not record its state (%s); retrying in %.1f s", self._job_id, error, delay)

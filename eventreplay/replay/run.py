@@ -3,7 +3,7 @@ confirms, record progress, ride out broker and store faults.
 
 Threads, and what each one touches:
 - the run thread (`ReplayRun.run`) owns everything below: the broker connection, the
-  ReplayPublisher, the ConfirmTracker, the pacer and the job object. It is the only thread that
+  ConfirmedPublisher, the ReplayConfirms tracker, the pacer and the job object. It is the only thread that
   changes the job; after each change it replaces `view`, an immutable copy.
 - the read-ahead thread (read_ahead.py) only reads the store and hands events over a bounded queue.
 - the recorder thread (recorder.py) only saves the snapshots the run thread hands it.
@@ -30,18 +30,16 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Protocol
 
 import pika
-from tenacity import Retrying, retry_if_exception_type
 
-from eventreplay.broker import CONNECTION_ERRORS, PublishFailed, connect
-from eventreplay.reconnect import describe_error
-from eventreplay.replay.confirms import ConfirmTracker
+from eventreplay.broker import CONNECTION_ERRORS, ConfirmedPublisher, PublishFailed, close_quietly, connect
+from eventreplay.replay.confirms import ReplayConfirms
 from eventreplay.replay.jobs import JobState, ReplayJob
 from eventreplay.replay.messages import replay_properties
 from eventreplay.replay.pacing import pacer_for
-from eventreplay.replay.publisher import ReplayPublisher
 from eventreplay.replay.read_ahead import closing, read_ahead
 from eventreplay.replay.recorder import JobRecorder
 from eventreplay.replay.targets import TargetNotFound, TargetRefused, ensure_target
+from eventreplay.retrying import Interrupted, RetryPolicy, one_line
 from eventreplay.store.base import EventStore, PersistenceError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -97,17 +95,16 @@ class ReplayRun(threading.Thread):
         self._stop_lock = threading.Lock()
         self._stop_state = JobState.cancelled
         self._ending = False  # the run has decided how it ends: stop() comes too late
-        self._tracker: ConfirmTracker | None = None  # once the earlier runs' digest is rebuilt
+        self._tracker: ReplayConfirms | None = None  # once the earlier runs' digest is rebuilt
         self._connection: pika.BlockingConnection | None = None
-        self._publisher: ReplayPublisher | None = None
+        self._publisher: ConfirmedPublisher | None = None
         self._reported = job.confirmed  # confirmed events already counted in the metrics
         self._requested = job.confirmed  # `confirmed` of the last snapshot handed to the recorder
         self._next_checkpoint = 0.0
         self._next_view = 0.0
-        # give-up clock: the first fault since the last progress
-        self._failing_since: float | None = None
-        self._failures = 0
-        self._progress_mark = job.confirmed
+        self._retry = RetryPolicy(interrupt=self._stop_requested, first=policy.first_delay,
+                                  longest=policy.longest_delay, give_up_after=policy.give_up_after)
+        self._progress_mark = job.confirmed  # confirmed when the retry policy last saw progress
 
     # for API threads --------------------------------------------------------------------------
     def stop(self, state: JobState = JobState.cancelled) -> bool:
@@ -229,23 +226,15 @@ class ReplayRun(threading.Thread):
         delays, interrupted by stop) and tries again, until `give_up_after` seconds passed without
         progress."""
         try:
-            for attempt in Retrying(
-                retry=retry_if_exception_type(TRANSIENT_ERRORS),
-                after=self._count_fault,
-                wait=self._delay,
-                stop=self._gives_up,
-                sleep=self._stop_requested.wait,
-                before_sleep=self._note_fault,
-                reraise=True,
-            ):
+            for attempt in self._retry.retrying(TRANSIENT_ERRORS, on_fault=self._note_fault):
                 with attempt:
                     self._attempt(step)
+        except Interrupted:
+            raise _Stopped from None
         except TRANSIENT_ERRORS as error:
-            if self._stop_requested.is_set():
-                raise _Stopped from error
             raise GaveUp(f"gave up after {self.policy.give_up_after:.0f} s of faults without progress; "
                          f"last: {self._fault_text(error)}") from error
-        self._failing_since = None
+        self._retry.progressed()
         self._recovered()
 
     def _recovered(self) -> None:
@@ -254,37 +243,21 @@ class ReplayRun(threading.Thread):
             self._change(reconnecting=None)
 
     def _attempt(self, step: Callable[[], None]) -> None:
-        if self._stop_requested.is_set():
-            raise _Stopped
+        self._check_stop()
         try:
             step()
         except TRANSIENT_ERRORS:
             if self._publisher is not None:
                 self._publisher.settle(timeout=2.0)  # a store fault leaves the connection working
             self._disconnect()
+            confirmed = self._tracker.confirmed if self._tracker is not None else 0
+            if confirmed > self._progress_mark:  # the give-up clock and the delays start again
+                self._retry.progressed()
+                self._progress_mark = confirmed
             raise
 
-    def _count_fault(self, _retry_state) -> None:
-        # The give-up clock and the delays start again after any progress.
-        now = time.monotonic()
-        confirmed = self._tracker.confirmed if self._tracker is not None else 0
-        if self._failing_since is None or confirmed > self._progress_mark:
-            self._failing_since, self._failures, self._progress_mark = now, 0, confirmed
-        self._failures += 1
-
-    def _gives_up(self, _retry_state) -> bool:
-        return self._stop_requested.is_set() or time.monotonic() - self._failing_since >= self.policy.give_up_after
-
-    def _delay(self, _retry_state) -> float:
-        delay = min(self.policy.first_delay * 2 ** (self._failures - 1), self.policy.longest_delay)
-        left = self._failing_since + self.policy.give_up_after - time.monotonic()
-        return max(min(delay, left), 0.0)
-
-    def _note_fault(self, retry_state) -> None:
-        error = retry_state.outcome.exception()
-        delay = retry_state.upcoming_sleep
-        gives_up_at = datetime.now(timezone.utc) + timedelta(
-            seconds=self._failing_since + self.policy.give_up_after - time.monotonic())
+    def _note_fault(self, error: BaseException, delay: float) -> None:
+        gives_up_at = datetime.now(timezone.utc) + timedelta(seconds=self._retry.gives_up_in())
         text = self._fault_text(error)
         log.warning("replay %s: %s; retrying in %.1f s", self.job.id, text, delay)
         self._change(reconnecting=f"{text}; retrying in {delay:.1f} s (gives up at "
@@ -296,7 +269,7 @@ class ReplayRun(threading.Thread):
             return f"event store unavailable: {error}"
         if isinstance(error, TimeoutError):
             return f"broker did not confirm in time: {error}"
-        return f"broker connection lost: {describe_error(error)}"
+        return f"broker connection lost: {one_line(error)}"
 
     def _check_stop(self) -> None:
         if self._stop_requested.is_set():
@@ -309,7 +282,7 @@ class ReplayRun(threading.Thread):
         if job.up_to_position is None:
             self._change(up_to_position=self.store.last_position())
         if self._tracker is None:
-            self._tracker = ConfirmTracker(
+            self._tracker = ReplayConfirms(
                 confirmed=job.confirmed, first_position=job.first_position, last_position=job.last_position,
                 last_timestamp=job.last_event_timestamp, digest=self._rebuilt_digest(),
             )
@@ -346,7 +319,7 @@ class ReplayRun(threading.Thread):
             return
         self._connection = connect(self.amqp_url, client_name=f"eventreplay-replay-{job.id[:8]}")
         ensure_target(self._connection, spec)
-        publisher = self._publisher = ReplayPublisher(
+        publisher = self._publisher = ConfirmedPublisher(
             self._connection, tracker, window=self.policy.window, confirm_timeout=self.policy.confirm_timeout)
         self._recovered()
         if spec.target_queue is not None:
@@ -366,8 +339,8 @@ class ReplayRun(threading.Thread):
                 if tracker.confirmed + tracker.in_flight - self.recorder.recorded_confirmed >= self.policy.resend_bound:
                     self._wait_for_recorded_progress()
                 properties = replay_properties(event, replay_id=job.id)
-                publisher.publish(event, exchange, fixed_key if fixed_key is not None else event.routing_key,
-                                  properties)
+                publisher.publish(exchange, fixed_key if fixed_key is not None else event.routing_key, event.body,
+                                  properties, item=event)
                 if count % TICK_EVERY == 0:
                     self._tick()
             publisher.wait_for_confirms()
@@ -419,10 +392,5 @@ class ReplayRun(threading.Thread):
         if publisher is not None:
             publisher.close()
         if self._tracker is not None:
-            self._tracker.connection_lost()
-        if connection is not None:
-            try:
-                if connection.is_open:
-                    connection.close()
-            except Exception:  # noqa: BLE001 - the connection may already be broken
-                pass
+            self._tracker.connection_lost()  # what was in flight is sent again, after last_position
+        close_quietly(connection)

@@ -6,17 +6,14 @@ missing one by closing that channel with 404, which leaves the connection usable
 from __future__ import annotations
 
 import logging
-import threading
-from typing import Callable, TypeVar
+from typing import Callable
 
 import pika
 import pika.exceptions
 
-from eventreplay.broker import CONNECTION_ERRORS, connect
 from eventreplay.replay.spec import ReplaySpec
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class TargetNotFound(Exception):
@@ -63,59 +60,3 @@ def ensure_target(connection: pika.BlockingConnection, spec: ReplaySpec) -> None
             connection, lambda ch: ch.exchange_declare(exchange, passive=True), f"exchange {exchange!r}"
         ):
             raise TargetNotFound(f"exchange {exchange!r} does not exist")
-
-
-class BrokerAdmin:
-    """The API's own broker connection for checks (ready, targets). pika connections are not
-    thread-safe, so calls are serialised; a connection the broker dropped while idle (missed
-    heartbeats) is replaced once, transparently."""
-
-    def __init__(self, amqp_url: str, *, client_name: str = "eventreplay-api"):
-        self.amqp_url = amqp_url
-        self.client_name = client_name
-        self._lock = threading.Lock()
-        self._connection: pika.BlockingConnection | None = None
-
-    def _run(self, action: Callable[[pika.BlockingConnection], T]) -> T:
-        with self._lock:
-            for attempt in (1, 2):
-                try:
-                    if self._connection is None or not self._connection.is_open:
-                        self._connection = connect(self.amqp_url, client_name=self.client_name)
-                    return action(self._connection)
-                except CONNECTION_ERRORS:
-                    self._drop()
-                    if attempt == 2:
-                        raise
-            raise AssertionError("unreachable")
-
-    def _drop(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            try:
-                if connection.is_open:
-                    connection.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail in many ways
-                pass
-
-    def ping(self) -> None:
-        """Raise (a CONNECTION_ERRORS member) if the broker cannot be reached."""
-        self._run(lambda connection: connection.process_data_events(time_limit=0))
-
-    def ensure_target(self, spec: ReplaySpec) -> None:
-        self._run(lambda connection: ensure_target(connection, spec))
-
-    def declare_queue(self, name: str) -> None:
-        def declare(connection: pika.BlockingConnection) -> None:
-            channel = connection.channel()
-            try:
-                channel.queue_declare(name, durable=True)
-            finally:
-                if channel.is_open:
-                    channel.close()
-
-        self._run(declare)
-
-    def close(self) -> None:
-        with self._lock:
-            self._drop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterator, Mapping, Sequence
 
 
@@ -65,57 +65,7 @@ class StoredEvent:
         return json.loads(self.body)
 
 
-@dataclass(frozen=True, slots=True)
-class EventQuery:
-    """Which events to read. Every field narrows the result; results come in global order."""
-
-    event_types: tuple[str, ...] | None = None  # None = every type
-    since: datetime | None = None  # inclusive, on the event's own timestamp (aware)
-    until: datetime | None = None  # exclusive
-    after_position: int | None = None  # exclusive
-    limit: int | None = None
-    match: Mapping[str, Any] | None = None  # equality on top-level payload fields
-    up_to_position: int | None = None  # inclusive: only what the store held when this was read
-
-    def __post_init__(self) -> None:
-        # Callers (API query strings, the prototype's habits) hand in naive datetimes meaning UTC and
-        # lists of types; normalising here keeps every backend's comparisons aware-vs-aware.
-        for name in ("since", "until"):
-            moment = getattr(self, name)
-            if moment is not None:
-                aware = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
-                object.__setattr__(self, name, aware.astimezone(timezone.utc))
-        if self.event_types is not None and not isinstance(self.event_types, tuple):
-            types = (self.event_types,) if isinstance(self.event_types, str) else tuple(self.event_types)
-            object.__setattr__(self, "event_types", types)
-        if self.limit is not None and self.limit < 0:
-            raise ValueError("limit must be >= 0")
-
-    @property
-    def selects_nothing(self) -> bool:
-        """A query no event can satisfy (limit 0, an empty list of types): no store need look."""
-        return self.limit == 0 or self.event_types == ()
-
-    def matches(self, event: StoredEvent | NewEvent) -> bool:
-        """The whole query except position and limit, evaluated in Python (for backends that cannot
-        filter some part server-side)."""
-        if self.event_types is not None and event.event_type not in self.event_types:
-            return False
-        if self.since is not None and event.timestamp < self.since:
-            return False
-        if self.until is not None and event.timestamp >= self.until:
-            return False
-        if self.match:
-            try:
-                payload = json.loads(event.body)
-            except ValueError:
-                return False
-            if not isinstance(payload, dict):
-                return False
-            for key, value in self.match.items():
-                if key not in payload or payload[key] != value:
-                    return False
-        return True
+from eventreplay.store.query import EventQuery  # noqa: E402 - the query reads StoredEvent and NewEvent above
 
 
 class EventStore(abc.ABC):

@@ -1,15 +1,15 @@
 """The EventStoreDB backend (esdbclient), for `esdb://` and `esdb+discover://` URLs.
 
-Mapping (DESIGN.md "Store"): stream = stream prefix + routing key (`misc-events` for a routing key
+Mapping (README, "Using EventStoreDB"): stream = stream prefix + routing key (`misc-events` for a routing key
 that is no usable stream name: empty, or starting with `$`, which EventStoreDB reserves); event id =
 UUID(event_id); type = event_type; data = the original body bytes (application/json); metadata = JSON
 `{routing_key, exchange, properties, received_at, timestamp, "eventreplay": 1}`; position = commit
 position. Only events carrying the `"eventreplay": 1` marker (and, with a prefix, in a stream of that
-prefix) are archived events; system events (`$...`) and the replay engineer's job records (types
-`eventreplay.*`) never are.
+prefix) are archived events; system events (`$...`) and private records never are.
 
-`streamPrefix=...` in the URL is ours (esdbclient never sees it): it isolates tests and deployments
-sharing one server.
+Private records: what other parts of this program keep in the same EventStoreDB (replay jobs) lives
+in streams `private_stream(name)` with types `private_type(kind)`; reads of archived events leave
+them out, server-side where the filter allows. The store knows the namespace, not its contents.
 
 Exactly-once — weaker than SQLite, say it plainly:
 EventStoreDB has no unique index on event ids. With expected version ANY it only recognises a
@@ -53,7 +53,6 @@ import uuid
 from collections import Counter, OrderedDict
 from datetime import datetime, timezone
 from typing import Any, Iterator, Sequence
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import grpc
 from esdbclient import EventStoreDBClient, StreamState
@@ -62,6 +61,7 @@ from esdbclient.connection_spec import ConnectionSpec
 from esdbclient.events import RecordedEvent
 from esdbclient import exceptions as esdb_errors
 
+from eventreplay.schema import canonical_uuid
 from eventreplay.store.base import (
     EventQuery,
     EventRejected,
@@ -75,8 +75,9 @@ from eventreplay.store.base import (
 
 MARKER = "eventreplay"
 MISC_STREAM = "misc-events"
-# System types, esdbclient's persistent-subscription config events, and the job records of replay.py.
-EXCLUDED_TYPES = (r"\$.*", r"PersistentConfig\d+", r"eventreplay\..*")
+PRIVATE_TYPE_PREFIX = "eventreplay."
+# System types, esdbclient's persistent-subscription config events, and our private records.
+EXCLUDED_TYPES = (r"\$.*", r"PersistentConfig\d+", re.escape(PRIVATE_TYPE_PREFIX) + ".*")
 _EXCLUDED_TYPE = re.compile("|".join(f"(?:{p})" for p in EXCLUDED_TYPES))
 # EventStoreDB refuses appends over 1 MiB (--max-append-size); stay under it with room for framing.
 MAX_APPEND_BYTES = 900_000
@@ -118,19 +119,6 @@ def stream_for(prefix: str, routing_key: str) -> str:
     return prefix + (routing_key if usable else MISC_STREAM)
 
 
-def split_store_url(url: str) -> tuple[str, str]:
-    """(esdbclient URI, stream prefix): `streamPrefix` is ours and esdbclient rejects unknown options."""
-    parts = urlsplit(url)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    prefixes = [value for key, value in pairs if key.lower() == "streamprefix"]
-    kept = [(key, value) for key, value in pairs if key.lower() != "streamprefix"]
-    uri = urlunsplit(parts._replace(query=urlencode(kept)))
-    prefix = prefixes[-1] if prefixes else ""
-    if prefix.startswith("$"):
-        raise InvalidStoreURL(f"streamPrefix {prefix!r} must not start with '$' (system streams)")
-    return uri, prefix
-
-
 class EventStoreDBEventStore(EventStore):
     def __init__(self, uri: str, *, stream_prefix: str = "", window_size: int = 100_000,
                  read_chunk: int = 1000, timeout_s: float | None = None):
@@ -158,20 +146,23 @@ class EventStoreDBEventStore(EventStore):
         self._tally_position: int | None = None
         self._tally_lock = threading.Lock()
 
-    @classmethod
-    def from_url(cls, url: str) -> "EventStoreDBEventStore":
-        uri, prefix = split_store_url(url)
-        # Connecting is lazy (esdbclient's single-target client is too; discovery is made lazy here):
-        # a consumer starting while EventStoreDB is down waits for it instead of crashing.
-        return cls(uri, stream_prefix=prefix)
-
     @property
     def stream_prefix(self) -> str:
         return self._prefix
 
+    # private records (see the module docstring)
+
+    def private_stream(self, name: str) -> str:
+        return f"{self._prefix}eventreplay-{name}"
+
+    @staticmethod
+    def private_type(kind: str) -> str:
+        return PRIVATE_TYPE_PREFIX + kind
+
     # connection
 
-    def _esdb(self) -> EventStoreDBClient:
+    def client(self) -> EventStoreDBClient:
+        """The one esdbclient client of this store (created on first use), for private records too."""
         if self._closed:
             raise PersistenceError("EventStoreDB store is closed")
         client = self._client
@@ -199,7 +190,7 @@ class EventStoreDBEventStore(EventStore):
         # The commit position of the newest non-system event of the whole log: with a stream prefix
         # it may be another prefix's event, which is still a correct upper bound for ours.
         try:
-            return self._esdb().get_commit_position(timeout=self._timeout) or 0
+            return self.client().get_commit_position(timeout=self._timeout) or 0
         except PersistenceError:
             raise
         except Exception as error:  # noqa: BLE001
@@ -207,7 +198,7 @@ class EventStoreDBEventStore(EventStore):
 
     def ping(self) -> None:
         try:
-            self._esdb().get_commit_position(timeout=min(self._timeout, 5.0))
+            self.client().get_commit_position(timeout=min(self._timeout, 5.0))
         except PersistenceError as error:
             raise StoreUnavailable(str(error)) from None
         except Exception as error:  # noqa: BLE001
@@ -285,7 +276,7 @@ class EventStoreDBEventStore(EventStore):
     def _chunk(self, *, position: int | None, backwards: bool, filters: dict[str, Any],
                limit: int) -> list[RecordedEvent]:
         try:
-            response = self._esdb().read_all(
+            response = self.client().read_all(
                 commit_position=position, backwards=backwards, limit=limit, timeout=self._timeout, **filters
             )
             try:
@@ -333,7 +324,7 @@ class EventStoreDBEventStore(EventStore):
         with self._window_lock:
             if not self._window_seeded:
                 try:
-                    hwm = self._esdb().get_commit_position(timeout=self._timeout)
+                    hwm = self.client().get_commit_position(timeout=self._timeout)
                 except PersistenceError:
                     raise
                 except Exception as error:  # noqa: BLE001
@@ -365,10 +356,7 @@ class EventStoreDBEventStore(EventStore):
     def append(self, events: Sequence[NewEvent]) -> int:
         prepared: list[tuple[str, NewEvent]] = []
         for event in events:
-            try:
-                prepared.append((str(uuid.UUID(str(event.event_id))), event))
-            except ValueError:
-                raise ValueError(f"event_id {event.event_id!r} is not a UUID") from None
+            prepared.append((canonical_uuid(event.event_id), event))
         if not prepared:
             return 0
         oversized = {
@@ -414,7 +402,7 @@ class EventStoreDBEventStore(EventStore):
             yield part
 
     def _append_part(self, stream: str, part: list[tuple[str, ESDBNewEvent]], known_until: int) -> int:
-        client = self._esdb()
+        client = self.client()
         try:
             position = client.append_to_stream(
                 stream, current_version=StreamState.ANY, events=[e for _, e in part], timeout=self._timeout
@@ -431,7 +419,7 @@ class EventStoreDBEventStore(EventStore):
     def _append_one_by_one(self, stream: str, part: list[tuple[str, ESDBNewEvent]], known_until: int) -> int:
         # Another writer stored some of these since the window looked. A single-event ANY append of
         # an id EventStoreDB committed recently returns that event's position without writing.
-        client = self._esdb()
+        client = self.client()
         new = 0
         for event_id, event in part:
             try:
@@ -486,7 +474,7 @@ class EventStoreDBEventStore(EventStore):
 
     def get(self, event_id: str) -> StoredEvent | None:
         try:
-            key = str(uuid.UUID(str(event_id)))
+            key = canonical_uuid(event_id)
         except ValueError:
             return None
         with self._window_lock:
@@ -509,4 +497,4 @@ class EventStoreDBEventStore(EventStore):
         return None
 
 
-__all__ = ["EventStoreDBEventStore", "split_store_url", "stream_for"]
+__all__ = ["EventStoreDBEventStore", "stream_for"]

@@ -13,8 +13,8 @@ Guarantees
 
 Threads: the store is shared by the API's request and replay-job threads; each thread gets its own
 connection (a sqlite3 connection must not be used by two threads at once), and close() closes all.
-The replay engineer keeps job tables in the same file (`database_path`); this module owns the
-`events` table and the one-row `write_probe` table.
+Other parts keep their own tables in the same file (the replay jobs: eventreplay/replay/job_records/
+sqlite.py); this module owns the `events` table and the one-row `write_probe` table.
 
 A full disk: reads still work (ping passes), appends fail with SQLITE_FULL. `probe_write` tells
 whether appending can work again: first the free space of the database's filesystem (a WAL file that
@@ -29,18 +29,17 @@ import os
 import sqlite3
 import threading
 import time
-import uuid
 import weakref
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
-from urllib.parse import unquote, urlsplit
 
+from eventreplay.schema import canonical_uuid
+from eventreplay.store.query import payload_matches
 from eventreplay.store.base import (
     EventQuery,
     EventStore,
-    InvalidStoreURL,
     NewEvent,
     PersistenceError,
     StoredEvent,
@@ -95,14 +94,6 @@ def _to_us(moment: datetime) -> int:
 
 def _from_us(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
-
-
-def canonical_event_id(event_id: str) -> str:
-    """Dedup must not depend on how a producer spelled the UUID (case, braces, urn:uuid:)."""
-    try:
-        return str(uuid.UUID(str(event_id)))
-    except ValueError:
-        raise ValueError(f"event_id {event_id!r} is not a UUID") from None
 
 
 @contextmanager
@@ -193,16 +184,6 @@ class _MatchPlan:
         )
 
 
-def _python_match(body: bytes, match: dict[Any, Any]) -> bool:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return False
-    if not isinstance(payload, dict):
-        return False
-    return all(key in payload and payload[key] == value for key, value in match.items())
-
-
 class SQLiteEventStore(EventStore):
     PAGE_SIZE = 1000
     # Below this many events in a time window, the timestamp index beats a scan in position order
@@ -227,24 +208,8 @@ class SQLiteEventStore(EventStore):
         except sqlite3.Error as error:
             raise translate(error, f"creating the schema in {self._path}") from None
 
-    @classmethod
-    def from_url(cls, url: str) -> "SQLiteEventStore":
-        """`sqlite:///relative/path.db` (relative to the working directory) or
-        `sqlite:////absolute/path.db`."""
-        parts = urlsplit(url)
-        if parts.scheme.lower() != "sqlite":
-            raise InvalidStoreURL(f"not a sqlite URL: {url!r}")
-        if parts.netloc or parts.query or parts.fragment:
-            raise InvalidStoreURL(f"{url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db")
-        path = unquote(parts.path[1:]) if parts.path.startswith("/") else ""
-        if not path or path.endswith("/") or path == ":memory:":
-            # Per-thread connections need a file they can all open; ":memory:" would give each
-            # thread a database of its own.
-            raise InvalidStoreURL(f"{url!r} names no database file")
-        return cls(Path(path))
-
     @property
-    def database_path(self) -> Path:
+    def path(self) -> Path:
         return self._path
 
     # connections
@@ -296,7 +261,7 @@ class SQLiteEventStore(EventStore):
         rows = []
         for event in events:
             rows.append((
-                canonical_event_id(event.event_id),
+                canonical_uuid(event.event_id),
                 event.event_type,
                 _to_us(event.timestamp),
                 bytes(event.body),
@@ -374,7 +339,7 @@ class SQLiteEventStore(EventStore):
             except sqlite3.Error as error:
                 raise translate(error, "reading events") from None
             for row in rows:
-                if not row[9] and query.match and not _python_match(row[4], dict(query.match)):
+                if not row[9] and query.match and not payload_matches(row[4], dict(query.match)):
                     continue  # SQLite could not judge this body; Python did, and said no
                 yield self._row(row)
             if len(rows) < self.PAGE_SIZE:
@@ -417,7 +382,7 @@ class SQLiteEventStore(EventStore):
             events = self._pages(query, plan, None, "NOT INDEXED")
         produced = 0
         for event in events:
-            if plan.python and not _python_match(event.body, plan.python):
+            if plan.python and not payload_matches(event.body, plan.python):
                 continue
             yield event
             produced += 1
@@ -454,7 +419,7 @@ class SQLiteEventStore(EventStore):
 
     def get(self, event_id: str) -> StoredEvent | None:
         try:
-            key = canonical_event_id(event_id)
+            key = canonical_uuid(event_id)
         except ValueError:
             return None
         try:

@@ -89,7 +89,7 @@ def _register_error_pages(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_failed(error: ApiError):
         # a page that needed the API and could not get it: a readable page, never a traceback
-        status = 502 if error.unreachable else (error.status if error.status in (404, 409, 422) else 502)
+        status = error.page_status
         if wants_json():
             return jsonify(error=error.message), status
         title = "Not found" if error.status == 404 else "Replay API problem"

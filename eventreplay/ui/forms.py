@@ -1,8 +1,11 @@
 """Flask-WTF forms. Every form that changes something carries a CSRF token (CSRFProtect guards
-every POST of the app as well, so a form without one is refused even if a view forgets)."""
+every POST of the app as well, so a form without one is refused even if a view forgets).
+
+The forms read what the user typed (times, numbers, JSON text); rules about the request itself
+(since before until, a match's values, which fields go together) are the API's, and its field errors
+are shown beside the fields."""
 from __future__ import annotations
 
-import json
 import math
 from datetime import timezone
 
@@ -14,6 +17,8 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, NumberRange, Optional, Regexp, ValidationError
 
+from eventreplay.store.query import parse_match
+
 # datetime-local inputs send minutes, or seconds when the user typed them
 DATETIME_FORMATS = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
 # RabbitMQ allows up to 255 bytes of any text in a queue name; refuse only what cannot be meant
@@ -21,14 +26,9 @@ NAME = Regexp(r"^[^\s].*$", message="Must not start with a space.")
 
 
 def finite(_form, field) -> None:
-    """FloatField reads "inf", "nan" and "1e999" as numbers; none of them is a rate or a speed (and
-    JSON cannot carry them to the API)."""
+    """FloatField reads "inf", "nan" and "1e999" as numbers; JSON cannot carry them to the API."""
     if field.data is not None and not math.isfinite(field.data):
         raise ValidationError("Enter a finite number.")
-
-
-def _finite_values(value) -> bool:
-    return not any(isinstance(v, float) and not math.isfinite(v) for v in value.values())
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -93,29 +93,17 @@ class ReplayForm(FlaskForm):
                 valid = False
         return valid
 
-    def validate_until(self, field):
-        if field.data and self.since.data and field.data <= self.since.data:
-            raise ValidationError("Must be later than “From”.")
-
     def validate_speed(self, field):
         if field.data and self.rate.data:
             raise ValidationError("Use a rate or a speed, not both.")
 
     def validate_match(self, field):
-        if not field.data:
-            return
-        try:
-            value = json.loads(field.data)
-        except json.JSONDecodeError as error:
-            raise ValidationError(f"Not valid JSON: {error.msg}.") from None
-        except RecursionError:
-            raise ValidationError("Nested too deeply: must be a JSON object of plain values.") from None
-        except (ValueError, ArithmeticError):  # e.g. an integer of more than 4,300 digits
-            raise ValidationError("Not usable JSON: a number in it is too long.") from None
-        if not isinstance(value, dict) or any(isinstance(v, (dict, list)) for v in value.values()):
-            raise ValidationError("Must be a JSON object of plain values.")
-        if not _finite_values(value):
-            raise ValidationError("Numbers must be finite (no NaN or Infinity).")
+        # the text is the form's own way to enter the match: read it by the API's rule (store/query.py)
+        if field.data:
+            try:
+                parse_match(field.data)
+            except ValueError as error:
+                raise ValidationError(str(error)) from None
 
     def to_request(self) -> dict:
         """The ReplayRequest of docs/api.md; empty fields are left out so the API's defaults apply."""
@@ -127,7 +115,7 @@ class ReplayForm(FlaskForm):
             "routing_key": self.routing_key.data or None,
             "since": utc_iso(self.since.data),
             "until": utc_iso(self.until.data),
-            "match": json.loads(self.match.data) if self.match.data else None,
+            "match": parse_match(self.match.data) if self.match.data else None,
             "limit": self.limit.data,
             "rate": self.rate.data,
             "speed": self.speed.data,
@@ -149,7 +137,3 @@ class EventSearchForm(FlaskForm):
     since = DateTimeLocalField("From (UTC)", format=DATETIME_FORMATS, validators=[Optional()])
     until = DateTimeLocalField("Until (UTC)", format=DATETIME_FORMATS, validators=[Optional()])
     limit = SelectField("Per page", choices=[SelectChoice(n) for n in ("25", "50", "100")], default="50")
-
-    def validate_until(self, field):
-        if field.data and self.since.data and field.data <= self.since.data:
-            raise ValidationError("Must be later than “From”.")

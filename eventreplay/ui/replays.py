@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 
+from eventreplay.replay.jobs import JobState
 from eventreplay.ui.api_client import ApiError, get_api
 from eventreplay.ui.forms import ActionForm
 from eventreplay.ui.view_helpers import job_view, wants_json
 
 bp = Blueprint("replays", __name__, url_prefix="/replays")
 
-STATES = ("pending", "running", "completed", "failed", "cancelled", "interrupted")
+STATES = tuple(state.value for state in JobState)
 LIST_LIMIT = 200
 
 

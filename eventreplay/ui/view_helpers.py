@@ -11,8 +11,12 @@ from typing import Any
 
 from flask import request
 
-ACTIVE_STATES = {"pending", "running"}
-RESUMABLE_STATES = {"interrupted", "failed", "cancelled"}
+from eventreplay.replay.jobs import UNFINISHED_STATES, JobState
+
+# the job states as the API names them: a job that may still publish (live progress, can be
+# cancelled), and one that can be resumed
+UNFINISHED = frozenset(state.value for state in UNFINISHED_STATES)
+RESUMABLE = frozenset(state.value for state in JobState if state.resumable)
 
 
 def wants_json() -> bool:
@@ -101,9 +105,9 @@ def job_view(job: dict[str, Any], now: datetime | None = None) -> dict[str, Any]
     return {
         "id": str(job.get("id", "")),
         "state": state,
-        "active": state in ACTIVE_STATES,
-        "can_cancel": state in ACTIVE_STATES,
-        "can_resume": state in RESUMABLE_STATES,
+        "active": state in UNFINISHED,
+        "can_cancel": state in UNFINISHED,
+        "can_resume": state in RESUMABLE,
         "matched": matched,
         "published": published,
         "confirmed": job.get("confirmed") or 0,

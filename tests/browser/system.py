@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from eventreplay.simulate import EventFactory, SimulationPlan, simulate
+from eventreplay.simulator import EventFactory, SimulationPlan, simulate
 from eventreplay.store import open_store
 from tests.builders import new_event
 

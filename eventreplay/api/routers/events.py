@@ -1,9 +1,6 @@
 """Browsing the archive: event types with counts, events page by page, one event."""
 from __future__ import annotations
 
-import json
-import math
-import uuid
 from datetime import datetime
 from itertools import islice
 from typing import Annotated, Any
@@ -13,8 +10,8 @@ from fastapi.exceptions import RequestValidationError
 
 from eventreplay.api.deps import StoreDep
 from eventreplay.api.models import EventOut, EventPage, EventTypeCount, error_responses
-from eventreplay.schema import as_utc
-from eventreplay.store.base import EventQuery
+from eventreplay.schema import as_utc, canonical_uuid
+from eventreplay.store.query import EventQuery, check_window, parse_match
 
 router = APIRouter(tags=["events"])
 
@@ -29,26 +26,9 @@ def _match(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
-        value = json.loads(text)
-    except RecursionError:
-        raise _invalid("match", "is nested too deeply; must be a JSON object of field names to scalar values") from None
-    except json.JSONDecodeError:
-        raise _invalid("match", "must be a JSON object, e.g. {\"order_id\": \"o-1\"}") from None
-    except (ValueError, ArithmeticError) as error:  # e.g. an integer of more than 4,300 digits
-        raise _invalid("match", f"is not usable JSON ({_first_line(error)})") from None
-    if not isinstance(value, dict) or not all(
-        isinstance(v, (str, int, float, bool)) or v is None for v in value.values()
-    ):
-        raise _invalid("match", "must be a JSON object of field names to scalar values")
-    for key, item in value.items():
-        if isinstance(item, float) and not math.isfinite(item):
-            raise _invalid("match", f"value for {key!r} must be a finite number")
-    return value or None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return (text.splitlines()[0][:200] if text else "") or type(error).__name__
+        return parse_match(text) or None
+    except ValueError as error:
+        raise _invalid("match", str(error)) from None
 
 
 def _utc(field: str, moment: datetime | None) -> datetime | None:
@@ -80,8 +60,10 @@ def list_events(
 ):
     since = _utc("since", since)
     until = _utc("until", until)
-    if since is not None and until is not None and since >= until:
-        raise _invalid("until", "since must be earlier than until")
+    try:
+        check_window(since, until)
+    except ValueError as error:
+        raise _invalid("until", str(error)) from None
     query = EventQuery(
         event_types=tuple(event_type) if event_type else None, since=since, until=until,
         after_position=after, limit=limit, match=_match(match),
@@ -95,7 +77,7 @@ def list_events(
             responses=error_responses(404, 503))
 def get_event(event_id: str, store: StoreDep):
     try:
-        canonical = str(uuid.UUID(event_id))
+        canonical = canonical_uuid(event_id)
     except ValueError:
         raise HTTPException(404, f"no event {event_id!r}") from None
     event = store.get(canonical)

@@ -4,7 +4,6 @@ Endpoints are plain `def`: FastAPI runs them in its thread pool, so broker check
 `?wait=true` never block the event loop; the replays themselves run in the engine's threads."""
 from __future__ import annotations
 
-import uuid
 from itertools import islice
 from typing import Annotated
 
@@ -15,7 +14,8 @@ from eventreplay.api.deps import ApiKey, BrokerDep, EngineDep, StoreDep
 from eventreplay.api.models import (
     REPLAY_REQUEST_EXAMPLES, DryRunResult, EventOut, ReplayJobOut, ReplayRequest, error_responses,
 )
-from eventreplay.replay.engine import JobNotFound
+from eventreplay.replay.jobs import JobNotFound
+from eventreplay.schema import canonical_uuid
 from eventreplay.replay.jobs import JobState
 from eventreplay.replay.spec import ReplaySpec
 
@@ -27,7 +27,7 @@ JobId = Annotated[str, Path(description="The job's id (a UUID).", examples=["0b7
 
 def _checked_id(job_id: str) -> str:
     try:
-        return str(uuid.UUID(job_id))
+        return canonical_uuid(job_id, what="job id")
     except ValueError:
         raise JobNotFound(f"no replay job {job_id!r}") from None
 

@@ -1,32 +1,37 @@
-"""The AMQP side of a replay: one channel in confirm mode, a window of messages in flight, many
-frames per socket write. What the broker answers goes straight to the ConfirmTracker.
+"""Publishing with publisher confirms, for everything that publishes (the simulator, the consumer's
+dead letters, replays): one channel in confirm mode, a window of messages in flight, many frames
+per socket write. The broker's answers go to a ConfirmTracker (confirms.py).
 
 pika's BlockingChannel.basic_publish flushes after every message (three frames, three socket sends
 and an ioloop round each), and BlockingChannel.confirm_delivery() waits for each confirm inside
-basic_publish. A replay knows it has many messages to send, so it publishes on the underlying
-channel object with its own confirm and return callbacks (pika calls them from
-process_data_events, in this same thread), and writes out what is buffered every `flush_every`
-messages and whenever it waits.
+basic_publish. So this publishes on the underlying channel object with its own confirm and return
+callbacks (pika calls them from process_data_events, in this same thread), and writes out what is
+buffered every `flush_every` messages and before every wait (`serve`, a full window, the final
+confirms): a paced publisher's message goes out when it waits for the next one's moment.
 """
 from __future__ import annotations
 
 import time
+from typing import Any, Callable
 
 import pika
 from pika.spec import Basic, BasicProperties
 
-from eventreplay.broker import CONNECTION_ERRORS, PublishFailed
-from eventreplay.replay.confirms import ConfirmTracker
-from eventreplay.store.base import StoredEvent
+from eventreplay.broker.confirms import ConfirmTracker
+from eventreplay.broker.connection import CONNECTION_ERRORS
 
 SERVE_STEP = 0.002  # seconds per look at the socket while waiting for confirms
 
 
-class ReplayPublisher:
-    def __init__(self, connection: pika.BlockingConnection, tracker: ConfirmTracker, *, window: int,
-                 confirm_timeout: float = 30.0, flush_every: int = 64):
+class PublishFailed(Exception):
+    """The broker refused (nack) or returned (unroutable) a published message."""
+
+
+class ConfirmedPublisher:
+    def __init__(self, connection: pika.BlockingConnection, tracker: ConfirmTracker | None = None, *,
+                 window: int = 1000, confirm_timeout: float = 30.0, flush_every: int = 64):
         self.connection = connection
-        self.tracker = tracker
+        self.tracker = tracker if tracker is not None else ConfirmTracker()
         self.window = window
         self.confirm_timeout = confirm_timeout
         self.flush_every = flush_every
@@ -56,16 +61,17 @@ class ReplayPublisher:
         if self.tracker.failure:
             raise PublishFailed(self.tracker.failure)
 
-    def publish(self, event: StoredEvent, exchange: str, routing_key: str, properties: BasicProperties) -> None:
-        """Send one event (mandatory: an unroutable one comes back and fails the replay). Waits
-        while the window is full."""
+    def publish(self, exchange: str, routing_key: str, body: bytes, properties: BasicProperties, *,
+                item: Any = None, mandatory: bool = True) -> None:
+        """Send one message; `item` is what the tracker reports once it is confirmed. Waits while
+        the window is full. With `mandatory` an unroutable message comes back and fails the
+        publisher (PublishFailed)."""
         self._raise_if_failed()
         if self.tracker.in_flight >= self.window:
             self.flush()
             self._wait(lambda: self.tracker.in_flight < self.window, "the window to have room")
-        self.tracker.sent(position=event.position, message_id=properties.message_id, body=event.body,
-                          timestamp=event.timestamp, now=time.monotonic())
-        self._impl.basic_publish(exchange, routing_key, event.body, properties, True)
+        self.tracker.sent(item, message_id=properties.message_id, now=time.monotonic())
+        self._impl.basic_publish(exchange, routing_key, body, properties, mandatory)
         self._unflushed += 1
         if self._unflushed >= self.flush_every:
             self.flush()
@@ -88,7 +94,10 @@ class ReplayPublisher:
             buffers.append(joined)
 
     def serve(self, seconds: float = 0.0) -> None:
-        """Handle the broker's traffic (confirms, heartbeats) for up to `seconds`."""
+        """Send what is buffered, then handle the broker's traffic (confirms, heartbeats) for up to
+        `seconds`."""
+        if self._unflushed:
+            self.flush()
         self.connection.process_data_events(time_limit=seconds)
 
     def wait_for_confirms(self) -> None:
@@ -100,17 +109,17 @@ class ReplayPublisher:
         self._raise_if_failed()
 
     def settle(self, timeout: float = 5.0) -> None:
-        """Collect the confirms still in flight for at most `timeout` s (after a failure, or when
+        """Collect the answers still in flight for at most `timeout` s (after a failure, or when
         stopping); never raises."""
         deadline = time.monotonic() + timeout
         try:
             self.flush()
             while self.tracker.awaiting and time.monotonic() < deadline:
-                self.serve(SERVE_STEP)
+                self.connection.process_data_events(time_limit=SERVE_STEP)
         except CONNECTION_ERRORS:
             pass
 
-    def _wait(self, done, what: str) -> None:
+    def _wait(self, done: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + self.confirm_timeout
         while not done():
             self._raise_if_failed()
@@ -119,7 +128,7 @@ class ReplayPublisher:
                                    f"{self.confirm_timeout:.0f} s (waiting for {what})")
             # Confirms are handled below the BlockingConnection's own event queue, so a long time
             # limit would be slept out in full: look in short steps.
-            self.serve(SERVE_STEP)
+            self.connection.process_data_events(time_limit=SERVE_STEP)
 
     def close(self) -> None:
         try:

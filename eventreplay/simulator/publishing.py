@@ -1,132 +1,23 @@
-"""Event generation and publishing, as a library for the simulator, the tests and the benchmarks.
-
-`EventFactory(seed)` is an endless, reproducible stream of `OutgoingEvent`s (routing key, body bytes,
-AMQP properties) from the simulated shop (eventreplay/simulation/). `publish_events` sends such a
-stream through a ConfirmedPublisher at a given rate; `simulate` adds what a long-running simulator
-needs around it: connecting with retry, and reconnecting without losing the unconfirmed events.
-"""
+"""Publishing simulated events: `publish_events` sends a stream through a ConfirmedPublisher at a
+given rate; `simulate` adds what a long-running simulator needs around it: connecting with retry,
+and reconnecting without losing or double-counting the unconfirmed events."""
 from __future__ import annotations
 
 import collections
 import itertools
-import json
 import logging
-import random
-import secrets
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
-from faker import Faker
-from pika.spec import BasicProperties
-
-from eventreplay.broker import CONNECTION_ERRORS, ConfirmedPublisher, declare_exchange, event_properties
-from eventreplay.reconnect import Backoff, close_quietly, connect_until_stopped, describe_error
-from eventreplay.schema import EVENT_TYPES, routing_key_for
-from eventreplay.simulation.catalog import build_catalog
-from eventreplay.simulation.shop import Shop
+from eventreplay.broker import CONNECTION_ERRORS, ConfirmedPublisher, close_quietly, connect_until_stopped, declare_exchange
+from eventreplay.retrying import RetryPolicy, one_line
+from eventreplay.simulator.events import OutgoingEvent
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 
-
-def wall_clock() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-class SteadyClock:
-    """A clock that advances by a fixed step per reading: reproducible timestamps for tests."""
-
-    def __init__(self, start: datetime, step: timedelta = timedelta(milliseconds=250)):
-        self.now, self.step = start, step
-
-    def __call__(self) -> datetime:
-        moment, self.now = self.now, self.now + self.step
-        return moment
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingEvent:
-    event_id: str
-    event_type: str
-    routing_key: str
-    body: bytes
-    properties: BasicProperties
-
-    def payload(self) -> dict:
-        return json.loads(self.body)
-
-
-class EventFactory:
-    """Simulated e-commerce events. The same seed gives the same events (ids, order of types,
-    fields); timestamps come from `clock` (the wall clock by default; a SteadyClock reproduces them
-    too). With `types`, only those types come out, picked from the same stream, so the lifecycles
-    they show stay coherent (an order is shipped only after it was placed, even if OrderPlaced is
-    not emitted)."""
-
-    def __init__(
-        self,
-        seed: int | None = None,
-        *,
-        types: Iterable[str] | None = None,
-        clock: Clock = wall_clock,
-        users: int = 200,
-        products: int = 120,
-    ):
-        self.seed = secrets.randbits(32) if seed is None else seed
-        self.types = _known_types(types)
-        self._clock = clock
-        self._rng = random.Random(self.seed)
-        # separate randomness for ids: a change in what the shop draws never changes how ids look
-        self._ids = random.Random(f"ids-{self.seed}")
-        faker = Faker("en_US")
-        faker.seed_instance(self.seed)
-        self.catalog = build_catalog(faker, self._rng, users=users, products=products)
-        self._shop = Shop(self.catalog, self._rng, faker)
-
-    def __iter__(self) -> Iterator[OutgoingEvent]:
-        for event_type, fields in self._shop.steps():
-            # every step gets an id and a time, emitted or not: a filtered stream is then exactly a
-            # subsequence of the unfiltered one
-            event_id = str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
-            moment = self._clock()
-            if self.types is not None and event_type not in self.types:
-                continue
-            yield make_event(event_id, event_type, moment, fields)
-
-    def take(self, count: int) -> list[OutgoingEvent]:
-        return list(itertools.islice(self, count))
-
-
-def make_event(event_id: str, event_type: str, moment: datetime, fields: dict) -> OutgoingEvent:
-    stamp = moment.astimezone(timezone.utc).isoformat()
-    payload = {"event_id": event_id, "event_type": event_type, "timestamp": stamp, **fields}
-    if event_type == "OrderDelivered":
-        payload.setdefault("delivered_at", stamp)
-    return OutgoingEvent(
-        event_id=event_id,
-        event_type=event_type,
-        routing_key=routing_key_for(event_type),
-        body=json.dumps(payload).encode("utf-8"),
-        properties=event_properties(event_id=event_id, event_type=event_type, timestamp=moment.timestamp()),
-    )
-
-
-def _known_types(types: Iterable[str] | None) -> frozenset[str] | None:
-    if types is None:
-        return None
-    chosen = frozenset(t.strip() for t in types if t.strip())
-    unknown = sorted(chosen - set(EVENT_TYPES))
-    if unknown:
-        raise ValueError(f"unknown event types: {', '.join(unknown)} (known: {', '.join(EVENT_TYPES)})")
-    return chosen or None
-
-
-# publishing ----------------------------------------------------------------------------------------
 @dataclass
 class PublishReport:
     published: int = 0  # sends, re-sends included (a send cut short by a lost connection too)
@@ -172,7 +63,6 @@ def publish_events(
     stop: threading.Event | None = None,
     progress: Progress | None = None,
     mandatory: bool = False,
-    confirm_timeout: float = 30.0,
 ) -> PublishReport:
     """Publish until `count` events, `duration` seconds, a stop request, or the end of `events`;
     then wait until the broker has confirmed every one. `rate` is events per second (0: as fast as
@@ -180,17 +70,11 @@ def publish_events(
     the broker refuses a message. Takes from `events` only what it sends."""
     stop = stop or threading.Event()
     report = PublishReport()
-    in_flight: dict[int, OutgoingEvent] = {}
-
-    def confirmed(tokens) -> None:
-        for token in tokens:
-            in_flight.pop(token, None)
-        report.confirmed += len(tokens)
-
-    publisher.on_confirmed = confirmed
+    tracker = publisher.tracker
     source = iter(events)
     started = time.monotonic()
     shown = started
+    taken: OutgoingEvent | None = None  # taken from `events`, not yet handed to the publisher
     try:
         for sequence in itertools.count():
             now = time.monotonic()
@@ -201,30 +85,31 @@ def publish_events(
             if rate > 0:
                 due = started + sequence / rate
                 while (wait := due - time.monotonic()) > 0 and not stop.is_set():
-                    # waiting inside pika keeps confirms and heartbeats flowing
-                    publisher.connection.process_data_events(time_limit=min(wait, 0.05))
+                    publisher.serve(min(wait, 0.05))  # sends what waits, keeps confirms and heartbeats flowing
                 if stop.is_set():
                     break
-            event = next(source, None)
-            if event is None:
+            taken = next(source, None)
+            if taken is None:
                 break
-            in_flight[sequence] = event  # before publish: its confirm may be handled inside it
             # counted before the attempt: a publish cut short by a lost connection may still have
             # reached the broker, and the event is sent again either way
             report.published += 1
-            publisher.publish(
-                exchange, event.routing_key, event.body, event.properties, token=sequence, mandatory=mandatory
-            )
+            publisher.publish(exchange, taken.routing_key, taken.body, taken.properties, item=taken,
+                              mandatory=mandatory)
+            taken = None
             if progress and now - shown >= 0.1:
                 shown = now
-                progress(report.published, report.confirmed)
+                progress(report.published, tracker.confirmed)
         if progress:
-            progress(report.published, report.confirmed)  # everything sent; the last confirms follow
-        publisher.wait_for_confirms(timeout=confirm_timeout)
+            progress(report.published, tracker.confirmed)  # everything sent; the last confirms follow
+        publisher.wait_for_confirms()
     except CONNECTION_ERRORS as error:
-        report.elapsed = time.monotonic() - started
-        raise PublishInterrupted(report, list(in_flight.values()), error) from error
-    report.elapsed = time.monotonic() - started
+        report.elapsed, report.confirmed = time.monotonic() - started, tracker.confirmed
+        unconfirmed = tracker.connection_lost()
+        if taken is not None and (not unconfirmed or unconfirmed[-1] is not taken):
+            unconfirmed.append(taken)
+        raise PublishInterrupted(report, unconfirmed, error) from error
+    report.elapsed, report.confirmed = time.monotonic() - started, tracker.confirmed
     if progress:
         progress(report.published, report.confirmed)
     return report
@@ -290,17 +175,16 @@ def simulate(
     totals = plan.totals
     started = time.monotonic()
     pending = PendingEvents(events)
-    # grows across reconnects; reset only after progress, so a broker that accepts the connection
-    # and then fails it at once (a full disk, an exchange declared with another type) is not
-    # hammered
-    backoff = Backoff()
+    # delays grow across reconnects and start again only after progress, so a broker that accepts
+    # the connection and then fails it at once (an exchange declared with another type) is not hammered
+    retry = RetryPolicy(interrupt=stop)
 
     def overall(published: int, confirmed: int) -> None:
         if progress:
             progress(base_published + published, base_confirmed + confirmed)
 
     while not stop.is_set():
-        connection = connect_until_stopped(amqp_url, client_name=plan.client_name, stop=stop, backoff=backoff)
+        connection = connect_until_stopped(amqp_url, client_name=plan.client_name, policy=retry)
         if connection is None:
             break
         base_published, base_confirmed = totals.published, totals.confirmed
@@ -332,16 +216,16 @@ def simulate(
             totals.connections_lost += 1
             pending.send_again(lost.unconfirmed)
             log.warning("lost the connection to RabbitMQ (%s); reconnecting; events to send again: %d",
-                        describe_error(lost.cause), pending.waiting_again)
+                        one_line(lost.cause), pending.waiting_again)
         except CONNECTION_ERRORS as error:  # while declaring, before publishing
             totals.connections_lost += 1
-            log.warning("lost the connection to RabbitMQ (%s); reconnecting", describe_error(error))
+            log.warning("lost the connection to RabbitMQ (%s); reconnecting", one_line(error))
         finally:
             close_quietly(connection)
             totals.resent = pending.resent
         if totals.confirmed > base_confirmed:
-            backoff.reset()
+            retry.progressed()
         else:
-            stop.wait(backoff.next_delay())
+            stop.wait(retry.failed())
     totals.elapsed = time.monotonic() - started
     return totals

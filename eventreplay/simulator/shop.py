@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from faker import Faker
 
-from eventreplay.simulation.catalog import Catalog, Product, User
+from eventreplay.simulator.catalog import Catalog, Product, User
 
 Fields = dict[str, Any]
 Step = tuple[str, Fields] | None
