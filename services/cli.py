@@ -21,7 +21,7 @@ import os
 import sys
 
 from . import docker, probe
-from .config import ESDB_DOCKER_URL, Config, clear_record, dotenv, load, read_record, write_record
+from .config import ESDB_DOCKER_URL, Config, clear_record, load, read_record, user_env_file, write_record
 from .rabbitmq import LocalNode, ServiceError, say
 
 
@@ -140,7 +140,7 @@ def status(cfg: Config) -> int:
 
 def info(cfg: Config) -> int:
     record = read_record(cfg)
-    store = os.environ.get("EVENT_STORE_URL") or dotenv().get("EVENT_STORE_URL") \
+    store = os.environ.get("EVENT_STORE_URL") or user_env_file().get("EVENT_STORE_URL") \
         or record.get("EVENT_STORE_URL") or cfg.sqlite_url
     print(f"""
   Management UI        http://localhost:{cfg.ui_port}
@@ -162,7 +162,7 @@ def exec_(cfg: Config, argv: list[str]) -> int:
     if not argv:
         print("usage: python -m services exec -- CMD [ARGS...]", file=sys.stderr)
         return 2
-    env_file = dotenv()
+    env_file = user_env_file()
     for key, value in read_record(cfg).items():
         if key == "SERVICES_MODE" or key in os.environ:
             continue

@@ -1,95 +1,53 @@
 """Settings as the services scripts need them, and the record of what `start` chose.
 
-The values come from `eventreplay.settings.get_settings()` (environment variables and `.env`, with the
-project's defaults). Where that module cannot be imported (a half-installed checkout), or lacks a field,
-the same names are read here: environment first, then `.env`, then the default below.
+Every value comes from `eventreplay.settings.get_settings()`: environment variables, then `.env`, then
+the project's defaults, read by pydantic-settings. The services code runs with the project's virtualenv
+(Taskfile.yml: `.venv/bin/python -m services ...`), so those settings are always importable.
+
+Where the question is not "which value?" but "did the user set NAME?" (`exec` must not override what
+the user set; `info` shows the store the run tasks will use), the CLI looks at the environment and at
+`user_env_file()`: the same `.env` the settings read, parsed with python-dotenv as pydantic-settings
+parses it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from dotenv import dotenv_values
 
-DEFAULTS = {
-    "AMQP_URL": "amqp://guest:guest@localhost:5672/%2F",
-    "EVENT_STORE_URL": "sqlite:///.run/events.db",
-    "API_HOST": "127.0.0.1",
-    "API_PORT": "8000",
-    "UI_HOST": "127.0.0.1",
-    "UI_PORT": "5000",
-    "RABBITMQ_MANAGEMENT_PORT": "15672",
-    "RABBITMQ_DIST_PORT": "25672",
-    "RUN_DIR": ".run",
-}
+from eventreplay.settings import Settings, get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "ip6-localhost", ""}
 ESDB_DOCKER_URL = "esdb://localhost:2113?Tls=false"
 
 
-def read_env_file(path: Path) -> dict[str, str]:
-    """A small `.env` reader: KEY=VALUE lines, `export ` prefix, quotes, `#` comments."""
+def _read_env_file(path: Path, *, interpolate: bool = True, encoding: str = "utf-8") -> dict[str, str]:
+    """KEY=VALUE pairs of a dotenv file ({} when it is missing); a bare `KEY` line sets nothing."""
+    if not path.is_file():
+        return {}
+    values = dotenv_values(path, interpolate=interpolate, encoding=encoding)
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def user_env_file() -> dict[str, str]:
+    """What the user's `.env` sets: the file(s) eventreplay.settings reads (`env_file`, relative to the
+    working folder), parsed the way pydantic-settings parses them (later files win)."""
+    env_file = Settings.model_config.get("env_file")
+    if env_file is None:
+        return {}
+    files = [env_file] if isinstance(env_file, (str, os.PathLike)) else list(env_file)
+    encoding = Settings.model_config.get("env_file_encoding") or "utf-8"
     values: dict[str, str] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return values
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].strip()
-        key, _, value = line.partition("=")
-        key, value = key.strip(), value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
+    for name in files:
+        values.update(_read_env_file(Path(name).expanduser(), encoding=encoding))
     return values
-
-
-def dotenv() -> dict[str, str]:
-    return read_env_file(ROOT / ".env")
-
-
-def user_value(name: str) -> str | None:
-    """The value the user set for NAME (environment, then `.env`), or None when they set none."""
-    if name in os.environ:
-        return os.environ[name]
-    return dotenv().get(name)
-
-
-def _from_settings() -> object | None:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    try:
-        from eventreplay.settings import get_settings  # type: ignore[import-not-found]
-
-        return get_settings()
-    except ImportError:
-        return None
-    except Exception as exc:  # a settings error is the user's to see, but do not hide the services
-        print(f"services: eventreplay.settings failed ({exc}); reading the environment directly",
-              file=sys.stderr)
-        return None
-
-
-def setting(name: str, settings: object | None = None) -> str:
-    if settings is not None:
-        value = getattr(settings, name.lower(), None)
-        if value is not None:
-            if hasattr(value, "get_secret_value"):
-                value = value.get_secret_value()
-            return str(value)
-    value = user_value(name)
-    return value if value is not None else DEFAULTS[name]
 
 
 @dataclass
@@ -133,11 +91,11 @@ class Config:
 
 
 def load() -> Config:
-    s = _from_settings()
-    amqp_url = setting("AMQP_URL", s)
+    s = get_settings()  # invalid settings end the process with their message (exit code 2)
+    amqp_url = s.amqp_url
     parts = urlsplit(amqp_url)
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
-    run_dir_setting = setting("RUN_DIR", s)
+    run_dir_setting = str(s.run_dir)
     run_dir = Path(run_dir_setting)
     if not run_dir.is_absolute():
         run_dir = ROOT / run_dir
@@ -148,21 +106,22 @@ def load() -> Config:
         amqp_user=unquote(parts.username) if parts.username else "guest",
         amqp_password=unquote(parts.password) if parts.password else "guest",
         amqp_vhost=vhost,
-        management_port=int(setting("RABBITMQ_MANAGEMENT_PORT", s)),
-        dist_port=int(setting("RABBITMQ_DIST_PORT", s)),
+        management_port=s.rabbitmq_management_port,
+        dist_port=s.rabbitmq_dist_port,
         run_dir=run_dir.resolve(),
         run_dir_setting=run_dir_setting,
-        api_host=setting("API_HOST", s),
-        api_port=int(setting("API_PORT", s)),
-        ui_host=setting("UI_HOST", s),
-        ui_port=int(setting("UI_PORT", s)),
+        api_host=s.api_host,
+        api_port=s.api_port,
+        ui_host=s.ui_host,
+        ui_port=s.ui_port,
     )
 
 
 # --- the record of what `start` chose ---------------------------------------------------------
 
 def read_record(cfg: Config) -> dict[str, str]:
-    return read_env_file(cfg.services_env)
+    # written by write_record below, literally: no ${...} expansion
+    return _read_env_file(cfg.services_env, interpolate=False)
 
 
 def write_record(cfg: Config, mode: str, **values: str) -> None:
