@@ -228,19 +228,29 @@ def _first_line(error: BaseException) -> str:
     return (text.splitlines()[0][:300] if text else "") or type(error).__name__
 
 
+def read_json(data: bytes | str):
+    """JSON text read with a readable reason when it cannot be (ValueError): a message body, a
+    payload match typed by an operator."""
+    try:
+        return json.loads(data)
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON ({error.msg} at char {error.pos})") from None
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to be read") from None
+    except (ValueError, ArithmeticError) as error:
+        if "digits" in str(error):  # Python's limit on converting long integers
+            raise ValueError("not usable JSON: a number in it is too long (over 4300 digits)") from None
+        raise ValueError(f"not usable JSON ({_first_line(error)})") from None
+
+
 def parse_event(body: bytes) -> ParsedEvent:
     """Validate a message body; raises InvalidEvent with the reason."""
     try:
-        payload = json.loads(body)
-    except UnicodeDecodeError:
-        raise InvalidEvent("body is not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        raise InvalidEvent(f"body is not JSON ({error.msg} at char {error.pos})") from None
-    except RecursionError:
-        raise InvalidEvent("body is JSON nested too deeply to be read") from None
-    except (ValueError, ArithmeticError) as error:
-        # e.g. an integer of more than 4,300 digits (Python's int conversion limit)
-        raise InvalidEvent(f"body is not usable JSON ({_first_line(error)})") from None
+        payload = read_json(body)
+    except ValueError as error:
+        raise InvalidEvent(f"body is {error}") from None
     if not isinstance(payload, dict):
         raise InvalidEvent(f"body is JSON {type(payload).__name__}, expected an object")
     model = EVENT_MODELS.get(payload.get("event_type")) if isinstance(payload.get("event_type"), str) else None

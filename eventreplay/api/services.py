@@ -10,7 +10,8 @@ import threading
 from eventreplay.api.broker_admin import BrokerAdmin
 from eventreplay.api.metrics import ReplayMetrics
 from eventreplay.backends import Backend
-from eventreplay.replay.engine import ReplayEngine, RunPolicy
+from eventreplay.replay.engine import ReplayEngine
+from eventreplay.replay.policy import RunPolicy
 from eventreplay.settings import Settings
 from eventreplay.store import EventStore, PersistenceError, StoreUnavailable
 

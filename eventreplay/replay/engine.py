@@ -14,7 +14,9 @@ import time
 from eventreplay.replay.job_records import JobRepository
 from eventreplay.replay.jobs import UNFINISHED_STATES, JobNotFound, JobState, JobStateConflict, ReplayJob
 from eventreplay.replay.recorder import JobRecorder
-from eventreplay.replay.run import ReplayObserver, ReplayRun, RunPolicy
+from eventreplay.replay.progress import ReplayObserver
+from eventreplay.replay.policy import RunPolicy
+from eventreplay.replay.run import ReplayRun
 from eventreplay.replay.spec import ReplaySpec
 from eventreplay.store.base import EventStore
 

@@ -3,8 +3,9 @@ confirms, record progress, ride out broker and store faults.
 
 Threads, and what each one touches:
 - the run thread (`ReplayRun.run`) owns everything below: the broker connection, the
-  ConfirmedPublisher, the ReplayConfirms tracker, the pacer and the job object. It is the only thread that
-  changes the job; after each change it replaces `view`, an immutable copy.
+  ConfirmedPublisher, the ReplayConfirms tracker, the pacer, and the job with its RunProgress
+  (progress.py). It is the only thread that changes the job; after each change it replaces `view`,
+  an immutable copy.
 - the read-ahead thread (read_ahead.py) only reads the store and hands events over a bounded queue.
 - the recorder thread (recorder.py) only saves the snapshots the run thread hands it.
 - API threads only read `view` and call `stop()` (an Event and a lock-guarded flag).
@@ -25,19 +26,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Protocol
+from typing import Callable
 
 import pika
 
 from eventreplay.broker import CONNECTION_ERRORS, ConfirmedPublisher, PublishFailed, close_quietly, connect
-from eventreplay.replay.confirms import ReplayConfirms
 from eventreplay.replay.jobs import JobState, ReplayJob
 from eventreplay.replay.messages import replay_properties
 from eventreplay.replay.pacing import pacer_for
-from eventreplay.replay.read_ahead import closing, read_ahead
+from eventreplay.replay.policy import RunPolicy
+from eventreplay.replay.progress import ReplayObserver, RunProgress
+from eventreplay.replay.read_ahead import read_ahead
 from eventreplay.replay.recorder import JobRecorder
+from eventreplay.replay.resume import confirms_after_earlier_runs
 from eventreplay.replay.targets import TargetNotFound, TargetRefused, ensure_target
 from eventreplay.retrying import Interrupted, RetryPolicy, one_line
 from eventreplay.store.base import EventStore, PersistenceError, StoreUnavailable
@@ -46,29 +48,7 @@ log = logging.getLogger(__name__)
 
 # Faults a run waits out; everything else ends it.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, StoreUnavailable, TimeoutError)
-VIEW_EVERY = 0.1  # seconds between refreshes of the view the API reads
 TICK_EVERY = 32  # publishes between looks at the clock
-
-
-@dataclass(frozen=True)
-class RunPolicy:
-    window: int = 1000  # messages in flight (unconfirmed) at most
-    checkpoint_every: int = 1000  # confirmed events the run may get ahead of its recorded progress
-    checkpoint_interval: float = 0.5  # seconds between progress records while events are confirmed
-    give_up_after: float = 300.0  # seconds of faults without progress before the job fails
-    confirm_timeout: float = 30.0  # a broker silent this long counts as a fault
-    first_delay: float = 0.5  # reconnect delays double from here ...
-    longest_delay: float = 10.0  # ... up to here
-
-    @property
-    def resend_bound(self) -> int:
-        """At most this many events are sent again by a resume after a crash."""
-        return self.window + self.checkpoint_every
-
-
-class ReplayObserver(Protocol):
-    def events_replayed(self, count: int) -> None: ...
-    def confirm_latency(self, seconds: float) -> None: ...
 
 
 class _Stopped(Exception):
@@ -90,23 +70,24 @@ class ReplayRun(threading.Thread):
         self.observer = observer
         self.policy = policy
         self._on_exit = on_exit
-        self.view = job.copy_of()  # what API threads read
+        self.progress = RunProgress(job, recorder, observer, checkpoint_every=policy.checkpoint_every,
+                                    checkpoint_interval=policy.checkpoint_interval)
         self._stop_requested = threading.Event()
         self._stop_lock = threading.Lock()
         self._stop_state = JobState.cancelled
         self._ending = False  # the run has decided how it ends: stop() comes too late
-        self._tracker: ReplayConfirms | None = None  # once the earlier runs' digest is rebuilt
         self._connection: pika.BlockingConnection | None = None
         self._publisher: ConfirmedPublisher | None = None
-        self._reported = job.confirmed  # confirmed events already counted in the metrics
-        self._requested = job.confirmed  # `confirmed` of the last snapshot handed to the recorder
-        self._next_checkpoint = 0.0
-        self._next_view = 0.0
         self._retry = RetryPolicy(interrupt=self._stop_requested, first=policy.first_delay,
                                   longest=policy.longest_delay, give_up_after=policy.give_up_after)
         self._progress_mark = job.confirmed  # confirmed when the retry policy last saw progress
 
     # for API threads --------------------------------------------------------------------------
+    @property
+    def view(self) -> ReplayJob:
+        """The job as it is now (an immutable copy the run thread replaces)."""
+        return self.progress.view
+
     def stop(self, state: JobState = JobState.cancelled) -> bool:
         """Ask the run to end as `state` (checked before every event and in every wait). False
         when it is already ending by itself."""
@@ -117,63 +98,11 @@ class ReplayRun(threading.Thread):
             self._stop_requested.set()
             return True
 
-    # the job, changed by this thread only -------------------------------------------------------
-    def _sync(self) -> None:
-        tracker, job = self._tracker, self.job
-        if tracker is not None:
-            job.confirmed = tracker.confirmed
-            job.published = tracker.confirmed + tracker.in_flight
-            job.first_position = tracker.first_position
-            job.last_position = tracker.last_position
-            job.last_event_timestamp = tracker.last_timestamp
-            job.digest = tracker.digest
-
-    def _refresh(self) -> ReplayJob:
-        self._sync()
-        self.view = snapshot = self.job.copy_of()
-        self._next_view = time.monotonic() + VIEW_EVERY
-        return snapshot
-
-    def _change(self, **fields) -> None:
-        for name, value in fields.items():
-            setattr(self.job, name, value)
-        self._refresh()
-
-    def _checkpoint(self) -> None:
-        """Hand the recorder the current progress (it saves the newest it has)."""
-        snapshot = self._refresh()
-        self.recorder.record(snapshot)
-        self._requested = snapshot.confirmed
-        self._next_checkpoint = time.monotonic() + self.policy.checkpoint_interval
-        self._report_metrics()
-
-    def _tick(self) -> None:
-        """Called often by this thread: a checkpoint when enough was confirmed or time passed, and
-        a fresh view for the API."""
-        tracker = self._tracker
-        now = time.monotonic()
-        moved = tracker is not None and tracker.confirmed != self._requested
-        if moved and (tracker.confirmed - self._requested >= max(self.policy.checkpoint_every // 2, 1)
-                      or now >= self._next_checkpoint):
-            self._checkpoint()
-        elif now >= self._next_view:
-            self._refresh()
-
-    def _report_metrics(self) -> None:
-        tracker = self._tracker
-        if tracker is None:
-            return
-        if tracker.confirmed > self._reported:
-            self.observer.events_replayed(tracker.confirmed - self._reported)
-            self._reported = tracker.confirmed
-        for seconds in tracker.take_latencies():
-            self.observer.confirm_latency(seconds)
-
     # the run ------------------------------------------------------------------------------------
     def run(self) -> None:
         try:
             self.job.start()
-            self._checkpoint()
+            self.progress.checkpoint()
             end, error = self._replay(), None
         except GaveUp as gave_up:
             end, error = JobState.failed, str(gave_up)
@@ -186,8 +115,8 @@ class ReplayRun(threading.Thread):
         with self._stop_lock:
             self._ending = True
         self.job.end(end, error=error)
-        final = self._refresh()
-        self._report_metrics()
+        final = self.progress.refresh()
+        self.progress.report_metrics()
         if not self.recorder.finish(final):
             log.error("replay %s ended %s but its final state could not be recorded", self.job.id, end.value)
         log.info("replay %s ended: %s (%d of %d events confirmed)", self.job.id, end.value, final.confirmed,
@@ -240,7 +169,7 @@ class ReplayRun(threading.Thread):
     def _recovered(self) -> None:
         if self.job.reconnecting is not None:
             log.info("replay %s: continuing after the fault", self.job.id)
-            self._change(reconnecting=None)
+            self.progress.change(reconnecting=None)
 
     def _attempt(self, step: Callable[[], None]) -> None:
         self._check_stop()
@@ -250,7 +179,7 @@ class ReplayRun(threading.Thread):
             if self._publisher is not None:
                 self._publisher.settle(timeout=2.0)  # a store fault leaves the connection working
             self._disconnect()
-            confirmed = self._tracker.confirmed if self._tracker is not None else 0
+            confirmed = self.progress.tracker.confirmed if self.progress.tracker is not None else 0
             if confirmed > self._progress_mark:  # the give-up clock and the delays start again
                 self._retry.progressed()
                 self._progress_mark = confirmed
@@ -260,7 +189,7 @@ class ReplayRun(threading.Thread):
         gives_up_at = datetime.now(timezone.utc) + timedelta(seconds=self._retry.gives_up_in())
         text = self._fault_text(error)
         log.warning("replay %s: %s; retrying in %.1f s", self.job.id, text, delay)
-        self._change(reconnecting=f"{text}; retrying in {delay:.1f} s (gives up at "
+        self.progress.change(reconnecting=f"{text}; retrying in {delay:.1f} s (gives up at "
                                   f"{gives_up_at.isoformat(timespec='seconds')} without progress)")
 
     @staticmethod
@@ -280,40 +209,21 @@ class ReplayRun(threading.Thread):
         """Fix the job's content (up_to_position), rebuild the earlier runs' digest, count."""
         job, spec = self.job, self.job.request
         if job.up_to_position is None:
-            self._change(up_to_position=self.store.last_position())
-        if self._tracker is None:
-            self._tracker = ReplayConfirms(
-                confirmed=job.confirmed, first_position=job.first_position, last_position=job.last_position,
-                last_timestamp=job.last_event_timestamp, digest=self._rebuilt_digest(),
-            )
+            self.progress.change(up_to_position=self.store.last_position())
+        if self.progress.tracker is None:
+            self.progress.tracker = confirms_after_earlier_runs(job, self.store)
         remaining = self._remaining()
         query = spec.query(after_position=job.last_position, limit=remaining, up_to_position=job.up_to_position)
-        self._change(matched=job.confirmed + (self.store.count(query) if remaining != 0 else 0))
-
-    def _rebuilt_digest(self):
-        """The confirmed events of earlier runs are the first `confirmed` matches: hash them again."""
-        import hashlib
-
-        hasher = hashlib.sha256()
-        job = self.job
-        if job.confirmed:
-            query = job.request.query(limit=job.confirmed, up_to_position=job.up_to_position)
-            seen = 0
-            for event in closing(self.store.read(query)):
-                hasher.update(event.body)
-                seen += 1
-            if seen != job.confirmed:
-                log.warning("replay %s: %d confirmed events, %d found again", job.id, job.confirmed, seen)
-        return hasher
+        self.progress.change(matched=job.confirmed + (self.store.count(query) if remaining != 0 else 0))
 
     def _remaining(self) -> int | None:
         limit = self.job.request.limit
-        return None if limit is None else max(limit - self._tracker.confirmed, 0)
+        return None if limit is None else max(limit - self.progress.tracker.confirmed, 0)
 
     def _publish_remaining(self) -> None:
         """One attempt: connect, publish every event after the last confirmed one, wait for the
         confirms."""
-        job, spec, tracker = self.job, self.job.request, self._tracker
+        job, spec, tracker = self.job, self.job.request, self.progress.tracker
         remaining = self._remaining()
         if remaining == 0:
             return
@@ -336,24 +246,24 @@ class ReplayRun(threading.Thread):
                 if moment is not None:
                     publisher.flush()  # a paced message goes out now, not with the next batch
                     self._wait_until(moment)
-                if tracker.confirmed + tracker.in_flight - self.recorder.recorded_confirmed >= self.policy.resend_bound:
+                if self.progress.unrecorded() >= self.policy.resend_bound:
                     self._wait_for_recorded_progress()
                 properties = replay_properties(event, replay_id=job.id)
                 publisher.publish(exchange, fixed_key if fixed_key is not None else event.routing_key, event.body,
                                   properties, item=event)
                 if count % TICK_EVERY == 0:
-                    self._tick()
+                    self.progress.tick()
             publisher.wait_for_confirms()
         finally:
             events.close()
-        self._checkpoint()
+        self.progress.checkpoint()
 
     def _idle(self) -> None:
         """The store keeps the run waiting: serve the broker connection meanwhile."""
         self._check_stop()
         if self._publisher is not None:
             self._publisher.flush()
-        self._tick()
+        self.progress.tick()
 
     def _wait_until(self, moment: float) -> None:
         """Wait for the pacing schedule while serving the connection (confirms, heartbeats)."""
@@ -366,31 +276,31 @@ class ReplayRun(threading.Thread):
                 time.sleep(remaining)
             else:
                 self._publisher.serve(min(remaining, 0.05))
-            self._tick()
+            self.progress.tick()
 
     def _wait_for_recorded_progress(self) -> None:
         """The resume bound: wait until the recorder has saved enough progress to publish more."""
-        tracker, recorder, bound = self._tracker, self.recorder, self.policy.resend_bound
+        recorder, bound = self.recorder, self.policy.resend_bound
         self._publisher.flush()
-        self._checkpoint()
+        self.progress.checkpoint()
         started = time.monotonic()
-        while tracker.confirmed + tracker.in_flight - recorder.recorded_confirmed >= bound:
+        while self.progress.unrecorded() >= bound:
             self._check_stop()
             self._publisher.serve(0.01)
-            self._tick()
+            self.progress.tick()
             waited = time.monotonic() - started
             if recorder.error and waited > 1.0 and self.job.reconnecting is None:
-                self._change(reconnecting=f"waiting to record progress: {recorder.error}")
+                self.progress.change(reconnecting=f"waiting to record progress: {recorder.error}")
             if waited > self.policy.give_up_after:
                 raise GaveUp(f"could not record progress for {self.policy.give_up_after:.0f} s: {recorder.error}")
         if self.job.reconnecting is not None:
-            self._change(reconnecting=None)
+            self.progress.change(reconnecting=None)
 
     def _disconnect(self) -> None:
         publisher, connection = self._publisher, self._connection
         self._publisher = self._connection = None
         if publisher is not None:
             publisher.close()
-        if self._tracker is not None:
-            self._tracker.connection_lost()  # what was in flight is sent again, after last_position
+        if self.progress.tracker is not None:
+            self.progress.tracker.connection_lost()  # what was in flight is sent again, after last_position
         close_quietly(connection)

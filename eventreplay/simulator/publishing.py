@@ -82,12 +82,8 @@ def publish_events(
                 break
             if duration is not None and now - started >= duration:
                 break
-            if rate > 0:
-                due = started + sequence / rate
-                while (wait := due - time.monotonic()) > 0 and not stop.is_set():
-                    publisher.serve(min(wait, 0.05))  # sends what waits, keeps confirms and heartbeats flowing
-                if stop.is_set():
-                    break
+            if rate > 0 and not _wait_for_turn(publisher, started + sequence / rate, stop):
+                break
             taken = next(source, None)
             if taken is None:
                 break
@@ -113,6 +109,14 @@ def publish_events(
     if progress:
         progress(report.published, report.confirmed)
     return report
+
+
+def _wait_for_turn(publisher: ConfirmedPublisher, due: float, stop: threading.Event) -> bool:
+    """Wait until `due` (monotonic time) serving the connection: what waits in the buffer goes out,
+    confirms and heartbeats flow. False when stopped meanwhile."""
+    while (wait := due - time.monotonic()) > 0 and not stop.is_set():
+        publisher.serve(min(wait, 0.05))
+    return not stop.is_set()
 
 
 class PendingEvents:
@@ -178,54 +182,62 @@ def simulate(
     # delays grow across reconnects and start again only after progress, so a broker that accepts
     # the connection and then fails it at once (an exchange declared with another type) is not hammered
     retry = RetryPolicy(interrupt=stop)
-
-    def overall(published: int, confirmed: int) -> None:
-        if progress:
-            progress(base_published + published, base_confirmed + confirmed)
-
     while not stop.is_set():
         connection = connect_until_stopped(amqp_url, client_name=plan.client_name, policy=retry)
         if connection is None:
             break
-        base_published, base_confirmed = totals.published, totals.confirmed
+        confirmed_before = totals.confirmed
         try:
-            channel = connection.channel()
-            declare_exchange(channel, plan.exchange)
-            channel.close()
-            publisher = ConfirmedPublisher(connection)
-            left = None if plan.duration is None else max(0.0, plan.duration - (time.monotonic() - started))
-            report = publish_events(
-                publisher,
-                pending,
-                exchange=plan.exchange,
-                rate=plan.rate,
-                # every event handed out is confirmed or waits in `pending` to be sent again: this
-                # many sends bring the distinct confirmed events to plan.count
-                count=None if plan.count is None else plan.count - totals.confirmed,
-                duration=left,
-                stop=stop,
-                progress=overall,
-                mandatory=plan.mandatory,
-            )
-            totals.published += report.published
-            totals.confirmed += report.confirmed
-            break
-        except PublishInterrupted as lost:
-            totals.published += lost.report.published
-            totals.confirmed += lost.report.confirmed
-            totals.connections_lost += 1
-            pending.send_again(lost.unconfirmed)
-            log.warning("lost the connection to RabbitMQ (%s); reconnecting; events to send again: %d",
-                        one_line(lost.cause), pending.waiting_again)
-        except CONNECTION_ERRORS as error:  # while declaring, before publishing
-            totals.connections_lost += 1
-            log.warning("lost the connection to RabbitMQ (%s); reconnecting", one_line(error))
+            if _publish_round(connection, pending, plan, started, stop, progress):
+                break
         finally:
             close_quietly(connection)
             totals.resent = pending.resent
-        if totals.confirmed > base_confirmed:
+        if totals.confirmed > confirmed_before:
             retry.progressed()
         else:
             stop.wait(retry.failed())
     totals.elapsed = time.monotonic() - started
     return totals
+
+
+def _publish_round(connection, pending: PendingEvents, plan: SimulationPlan, started: float,
+                   stop: threading.Event, progress: Progress | None) -> bool:
+    """Publish on one connection until the plan is done (True) or the connection is lost (False,
+    the unconfirmed events queued in `pending` to be sent again)."""
+    totals = plan.totals
+    base_published, base_confirmed = totals.published, totals.confirmed
+
+    def overall(published: int, confirmed: int) -> None:
+        if progress:
+            progress(base_published + published, base_confirmed + confirmed)
+
+    try:
+        channel = connection.channel()
+        declare_exchange(channel, plan.exchange)
+        channel.close()
+        left = None if plan.duration is None else max(0.0, plan.duration - (time.monotonic() - started))
+        report = publish_events(
+            ConfirmedPublisher(connection), pending, exchange=plan.exchange, rate=plan.rate,
+            # every event handed out is confirmed or waits in `pending` to be sent again: this many
+            # sends bring the distinct confirmed events to plan.count
+            count=None if plan.count is None else plan.count - totals.confirmed,
+            duration=left, stop=stop, progress=overall, mandatory=plan.mandatory,
+        )
+    except PublishInterrupted as lost:
+        report = lost.report
+        pending.send_again(lost.unconfirmed)
+        log.warning("lost the connection to RabbitMQ (%s); reconnecting; events to send again: %d",
+                    one_line(lost.cause), pending.waiting_again)
+    except CONNECTION_ERRORS as error:  # while declaring, before publishing
+        totals.connections_lost += 1
+        log.warning("lost the connection to RabbitMQ (%s); reconnecting", one_line(error))
+        return False
+    else:
+        totals.published += report.published
+        totals.confirmed += report.confirmed
+        return True
+    totals.published += report.published
+    totals.confirmed += report.confirmed
+    totals.connections_lost += 1
+    return False

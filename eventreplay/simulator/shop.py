@@ -86,37 +86,7 @@ class Shop:
                 product = rng.choice(self._by_category[product.category])
             else:
                 product = rng.choice(self.catalog.products)
-            yield "ProductViewed", {
-                "user_id": user.user_id, "product_id": product.product_id, "product_name": product.name,
-                "category": product.category, "price": product.price,
-            }
-            roll = rng.random()
-            if roll < 0.35:
-                quantity = rng.choice((1, 1, 1, 2, 3))
-                cart[product.product_id] = cart.get(product.product_id, 0) + quantity
-                yield "ProductAddedToCart", {
-                    "user_id": user.user_id, "product_id": product.product_id, "quantity": quantity,
-                    "price": product.price,
-                }
-            elif roll < 0.45 and product.product_id not in wishlist:
-                wishlist.append(product.product_id)
-                yield "ProductWishlistAdded", {"user_id": user.user_id, "product_id": product.product_id}
-            if cart and rng.random() < 0.1:
-                removed = rng.choice(sorted(cart))
-                quantity = cart.pop(removed)
-                yield "ProductRemovedFromCart", {
-                    "user_id": user.user_id, "product_id": removed, "quantity": quantity,
-                }
-            if wishlist and rng.random() < 0.06:
-                dropped = wishlist.pop(rng.randrange(len(wishlist)))
-                yield "ProductWishlistRemoved", {"user_id": user.user_id, "product_id": dropped}
-            if unreviewed and rng.random() < 0.4:
-                reviewed = unreviewed.pop(rng.randrange(len(unreviewed)))
-                rating = rng.choices((1, 2, 3, 4, 5), weights=(1, 1, 3, 6, 8))[0]
-                yield "ProductReviewed", {
-                    "user_id": user.user_id, "product_id": reviewed, "rating": rating,
-                    "review_text": rng.choice(REVIEW_LINES),
-                }
+            yield from self._view(user, product, cart, wishlist, unreviewed)
         if cart and rng.random() < 0.7:
             yield from self._checkout(user, cart)
         seconds += rng.randint(5, 60)
@@ -125,6 +95,43 @@ class Shop:
         }
         self._open_sessions -= 1
         self.idle_users.append(user)
+
+    def _view(self, user: User, product: Product, cart: dict[str, int], wishlist: list[str],
+              unreviewed: list[str]) -> Iterator[Step]:
+        """One product viewed, and what the shopper does then: cart, wishlist, a change of mind, a
+        review of something bought earlier."""
+        rng = self.rng
+        yield "ProductViewed", {
+            "user_id": user.user_id, "product_id": product.product_id, "product_name": product.name,
+            "category": product.category, "price": product.price,
+        }
+        roll = rng.random()
+        if roll < 0.35:
+            quantity = rng.choice((1, 1, 1, 2, 3))
+            cart[product.product_id] = cart.get(product.product_id, 0) + quantity
+            yield "ProductAddedToCart", {
+                "user_id": user.user_id, "product_id": product.product_id, "quantity": quantity,
+                "price": product.price,
+            }
+        elif roll < 0.45 and product.product_id not in wishlist:
+            wishlist.append(product.product_id)
+            yield "ProductWishlistAdded", {"user_id": user.user_id, "product_id": product.product_id}
+        if cart and rng.random() < 0.1:
+            removed = rng.choice(sorted(cart))
+            quantity = cart.pop(removed)
+            yield "ProductRemovedFromCart", {
+                "user_id": user.user_id, "product_id": removed, "quantity": quantity,
+            }
+        if wishlist and rng.random() < 0.06:
+            dropped = wishlist.pop(rng.randrange(len(wishlist)))
+            yield "ProductWishlistRemoved", {"user_id": user.user_id, "product_id": dropped}
+        if unreviewed and rng.random() < 0.4:
+            reviewed = unreviewed.pop(rng.randrange(len(unreviewed)))
+            rating = rng.choices((1, 2, 3, 4, 5), weights=(1, 1, 3, 6, 8))[0]
+            yield "ProductReviewed", {
+                "user_id": user.user_id, "product_id": reviewed, "rating": rating,
+                "review_text": rng.choice(REVIEW_LINES),
+            }
 
     def _checkout(self, user: User, cart: dict[str, int]) -> Iterator[Step]:
         rng = self.rng

@@ -76,9 +76,21 @@ class EventStore(abc.ABC):
         """Store a batch durably (all or nothing) before returning. Events whose event_id is already
         stored (or repeated within the batch) are skipped. Returns how many were new."""
 
-    @abc.abstractmethod
+    name = "event store"  # in messages: "SQLite store is closed"
+    _closed = False
+
     def read(self, query: EventQuery = EventQuery()) -> Iterator[StoredEvent]:
-        """Stream the matching events in global order."""
+        """Stream the matching events in global order. A closed store raises now, not at the first
+        event; a query no event can satisfy reads nothing."""
+        if self._closed:
+            raise PersistenceError(f"{self.name} is closed")
+        if query.selects_nothing:
+            return iter(())
+        return _at_most(self._read(query), query.limit)
+
+    @abc.abstractmethod
+    def _read(self, query: EventQuery) -> Iterator[StoredEvent]:
+        """The events matching the query (all but its limit), in global order, streamed."""
 
     @abc.abstractmethod
     def count(self, query: EventQuery = EventQuery()) -> int:
@@ -123,3 +135,17 @@ class EventStore(abc.ABC):
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _at_most(events: Iterator[StoredEvent], limit: int | None) -> Iterator[StoredEvent]:
+    """The first `limit` events; the backend's stream is closed as soon as they are out."""
+    if limit is None:
+        yield from events
+        return
+    try:
+        for count, event in enumerate(events, 1):
+            yield event
+            if count >= limit:
+                return
+    finally:
+        events.close()
