@@ -20,8 +20,6 @@ from pika.spec import Basic, BasicProperties
 from eventreplay.broker.confirms import ConfirmTracker
 from eventreplay.broker.connection import CONNECTION_ERRORS
 
-SERVE_STEP = 0.002  # seconds per look at the socket while waiting for confirms
-
 
 class PublishFailed(Exception):
     """The broker refused (nack) or returned (unroutable) a published message."""
@@ -111,25 +109,32 @@ class ConfirmedPublisher:
     def settle(self, timeout: float = 5.0) -> None:
         """Collect the answers still in flight for at most `timeout` s (after a failure, or when
         stopping); never raises."""
-        deadline = time.monotonic() + timeout
         try:
             self.flush()
-            while self.tracker.awaiting and time.monotonic() < deadline:
-                self.connection.process_data_events(time_limit=SERVE_STEP)
+            self._serve_until(lambda: not self.tracker.awaiting, timeout)
         except CONNECTION_ERRORS:
             pass
 
     def _wait(self, done: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + self.confirm_timeout
-        while not done():
-            self._raise_if_failed()
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.tracker.in_flight} messages not confirmed after "
-                                   f"{self.confirm_timeout:.0f} s (waiting for {what})")
-            # Confirms are handled below the BlockingConnection's own event queue, so a long time
-            # limit would be slept out in full: look in short steps.
-            self.connection.process_data_events(time_limit=SERVE_STEP)
+        if not self._serve_until(lambda: done() or bool(self.tracker.failure), self.confirm_timeout):
+            raise TimeoutError(f"{self.tracker.in_flight} messages not confirmed after "
+                               f"{self.confirm_timeout:.0f} s (waiting for {what})")
+        self._raise_if_failed()
 
+    def _serve_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Handle the broker's traffic until `done()` (True) or `timeout` s pass (False). pika's own
+        I/O loop runs until the condition holds, so each ack is looked at as it arrives, with no
+        polling interval (confirms are handled below BlockingConnection's event queue, which
+        process_data_events would wait on)."""
+        if done():
+            return True
+        timed_out = []
+        timer = self.connection.call_later(timeout, lambda: timed_out.append(True))
+        try:
+            self.channel._flush_output(lambda: done() or bool(timed_out))  # noqa: SLF001
+        finally:
+            self.connection.remove_timeout(timer)
+        return done()
     def close(self) -> None:
         try:
             if self.channel.is_open:

@@ -143,9 +143,10 @@ class ArchiveConsumer:
             while not self._stop.is_set():
                 filling = self._batch
                 wait = max(0.0, self.max_latency - filling.age()) if len(filling) else IDLE_POLL
+                # returns early on deliveries and on the writer's wake-up
                 connection.process_data_events(time_limit=wait)
-                self._hand_over(writer)
                 self._ack_stored(writer, channel, dead_letters)
+                self._hand_over(writer)
                 self.stats.report_if_due(self.summary_every)
             # Stopping: no new deliveries (pika requeues those it holds but has not handed to us),
             # the batches in hand are stored and acked; anything else unacked returns to the queue.
@@ -186,9 +187,14 @@ class ArchiveConsumer:
         self._batch.add(method.delivery_tag, triage(method, properties, body, datetime.now(timezone.utc)))
 
     def _hand_over(self, writer: BatchWriter, *, everything: bool = False) -> None:
-        """Give the writer the full batches, and the filling one if full, old enough, or stopping."""
+        """Give the writer the full batches, and the filling one when full, when the writer has
+        nothing to do, when it has waited BATCH_MAX_LATENCY_MS, or when stopping. A group commit:
+        at a low rate each delivery is stored at once (latency = one commit, not a timer); under
+        load deliveries gather while the writer writes the batch before."""
         filling = self._batch
-        if len(filling) and (everything or len(filling) >= self.batch_size or filling.age() >= self.max_latency):
+        writer_idle = writer.pending == 0 and not self._ready
+        if len(filling) and (everything or writer_idle or len(filling) >= self.batch_size
+                             or filling.age() >= self.max_latency):
             self._ready.append(filling)
             self._batch = Batch()
         for batch in self._ready:

@@ -33,7 +33,7 @@ import pika
 
 from eventreplay.broker import CONNECTION_ERRORS, ConfirmedPublisher, PublishFailed, close_quietly, connect
 from eventreplay.replay.jobs import JobState, ReplayJob
-from eventreplay.replay.messages import replay_properties
+from eventreplay.replay.messages import MillisecondClock, replay_properties
 from eventreplay.replay.pacing import pacer_for
 from eventreplay.replay.policy import RunPolicy
 from eventreplay.replay.progress import ReplayObserver, RunProgress
@@ -239,6 +239,7 @@ class ReplayRun(threading.Thread):
         pacer = pacer_for(spec.rate, spec.speed)
         query = spec.query(after_position=tracker.last_position, limit=remaining, up_to_position=job.up_to_position)
         events = read_ahead(self.store, query, idle=self._idle, name=f"{self.name}-read")
+        clock = MillisecondClock()
         try:
             for count, event in enumerate(events, 1):
                 self._check_stop()
@@ -248,7 +249,7 @@ class ReplayRun(threading.Thread):
                     self._wait_until(moment)
                 if self.progress.unrecorded() >= self.policy.resend_bound:
                     self._wait_for_recorded_progress()
-                properties = replay_properties(event, replay_id=job.id)
+                properties = replay_properties(event, replay_id=job.id, replayed_at=clock.now())
                 publisher.publish(exchange, fixed_key if fixed_key is not None else event.routing_key, event.body,
                                   properties, item=event)
                 if count % TICK_EVERY == 0:

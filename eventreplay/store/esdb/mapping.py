@@ -10,7 +10,6 @@ private records (types `eventreplay.*`) never are.
 """
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from datetime import datetime, timezone
@@ -21,6 +20,7 @@ from esdbclient import NewEvent as ESDBNewEvent
 from esdbclient import exceptions as esdb_errors
 from esdbclient.events import RecordedEvent
 
+from eventreplay.schema import dump_json, read_json
 from eventreplay.store.base import NewEvent, PersistenceError, StoredEvent, StoreUnavailable
 
 MARKER = "eventreplay"
@@ -76,7 +76,7 @@ def to_esdb(event: NewEvent, event_id: str) -> ESDBNewEvent:
     }
     return ESDBNewEvent(
         type=event.event_type, data=bytes(event.body),
-        metadata=json.dumps(metadata, ensure_ascii=False, default=str).encode(),
+        metadata=dump_json(metadata),
         content_type="application/json", id=uuid.UUID(event_id),
     )
 
@@ -92,7 +92,7 @@ def archived_event(recorded: RecordedEvent, prefix: str) -> StoredEvent | None:
     if _EXCLUDED_TYPE.fullmatch(recorded.type) or (prefix and not recorded.stream_name.startswith(prefix)):
         return None
     try:
-        metadata = json.loads(recorded.metadata) if recorded.metadata else None
+        metadata = read_json(recorded.metadata) if recorded.metadata else None
     except ValueError:
         return None
     if not isinstance(metadata, dict) or metadata.get(MARKER) != 1:

@@ -2,13 +2,13 @@
 transaction, and SQLite's errors in the store's error family."""
 from __future__ import annotations
 
-import json
 import sqlite3
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
-from eventreplay.schema import canonical_uuid
+
+from eventreplay.schema import canonical_uuid, dump_json, read_json
 from eventreplay.store.base import NewEvent, PersistenceError, StoredEvent, StoreUnavailable
 
 SCHEMA = """
@@ -62,7 +62,7 @@ def row_of(event: NewEvent) -> tuple:
     return (
         canonical_uuid(event.event_id), event.event_type, to_us(event.timestamp), bytes(event.body),
         event.routing_key, event.exchange, to_us(event.received_at),
-        json.dumps(dict(event.properties), ensure_ascii=False, default=str),
+        dump_json(dict(event.properties)).decode(),
     )
 
 
@@ -70,7 +70,7 @@ def event_of(row) -> StoredEvent:
     """A StoredEvent from a row of COLUMNS."""
     return StoredEvent(
         position=row[0], event_id=row[1], event_type=row[2], timestamp=from_us(row[3]), body=bytes(row[4]),
-        routing_key=row[5], exchange=row[6], received_at=from_us(row[7]), properties=json.loads(row[8]),
+        routing_key=row[5], exchange=row[6], received_at=from_us(row[7]), properties=read_json(row[8]),
     )
 
 
