@@ -1,4 +1,6 @@
-"""Shared fixtures: the real broker, the real stores, unique names so tests run in any order.
+"""The suite's fixtures (tests/browser/conftest.py adds the browser system's): the real broker, the
+real stores, the API and the consumer as the tests use them, with unique names so that tests run in
+any order. The helpers they are made of are in tests/support/.
 
 AMQP_URL names the broker to test against (default: the local node `task start_services` runs).
 ESDB_URL names an EventStoreDB (CI starts the emulator); without it EventStoreDB tests skip.
@@ -8,22 +10,35 @@ share one server never see each other's events.
 from __future__ import annotations
 
 import os
-import uuid
+import resource
+import shutil
+import subprocess
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Iterator
 
 import pika
 import pytest
+from fastapi.testclient import TestClient
 
+from eventreplay.api import create_app as create_api
+from eventreplay.simulator import EventFactory, SteadyClock
 from eventreplay.store import EventStore, open_store
+from eventreplay.ui import create_app as create_ui
+from tests.support.amqp import declare_queue, declared_archive, delete_queue, delete_topology
+from tests.support.api import api_settings
+from tests.support.events import T0, new_event
+from tests.support.ingest import consumer_env
+from tests.support.limited_servers import IDLE_CONNECTIONS, UI_THREADS, start_limited_api, start_limited_ui
+from tests.support.names import archive_names, unique
+from tests.support.processes import consumer_program, free_port, start_api
+from tests.support.seeded_api import API_KEY as SEEDED_API_KEY, start_seeded_api
+from tests.support.stores import private_esdb_url, seed
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
 BACKENDS = ("sqlite", "esdb")
 
 
-def unique(prefix: str = "t") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
+# -- the broker ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
 def amqp_url() -> str:
@@ -44,6 +59,57 @@ def amqp(amqp_url):
         connection.close()
 
 
+@pytest.fixture
+def names():
+    """Unique exchange and queue names for one test (see tests/support/names.py)."""
+    return archive_names(unique("t"))
+
+
+@pytest.fixture
+def archive(amqp_url, names):
+    """The test's unique exchange and queues, not declared (the consumer declares them), removed
+    afterwards."""
+    yield names
+    delete_topology(amqp_url, names)
+
+
+@pytest.fixture
+def bound_archive(amqp_url, names):
+    """The test's archive topology declared before the test (the exchange bound to the archive
+    queue, so that events published before a consumer starts wait for it), removed afterwards."""
+    with declared_archive(amqp_url, names):
+        yield names
+
+
+@pytest.fixture
+def target_queue(amqp_url, names):
+    """A queue of the test's own to replay into, removed afterwards."""
+    queue = names["target_queue"]
+    declare_queue(amqp_url, queue)
+    yield queue
+    delete_queue(amqp_url, queue)
+
+
+@pytest.fixture(scope="session")
+def _private_broker_node(tmp_path_factory):
+    from tests.support.brokers import PrivateBroker  # the services code, loaded only where a test needs it
+
+    broker = PrivateBroker(tmp_path_factory.mktemp("private-rabbitmq")).start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def private_broker(_private_broker_node):
+    """A RabbitMQ node of the test session's own (tests/support/brokers.py), for tests that stop and
+    start their broker for real; running again after each test, whatever the test did to it."""
+    yield _private_broker_node
+    if not _private_broker_node.accepts_connections():
+        _private_broker_node.start_app()
+
+
+# -- the stores ------------------------------------------------------------------------------------
+
 @pytest.fixture(scope="session")
 def esdb_base_url() -> str:
     url = os.environ.get("ESDB_URL")
@@ -52,22 +118,12 @@ def esdb_base_url() -> str:
     return url
 
 
-def with_stream_prefix(esdb_url: str, prefix: str) -> str:
-    parts = urlsplit(esdb_url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + [("streamPrefix", prefix)]
-    return urlunsplit(parts._replace(query=urlencode(query)))
-
-
-def store_url_for(backend: str, tmp_path: Path, request) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'events.db'}"
-    return with_stream_prefix(request.getfixturevalue("esdb_base_url"), unique("t") + "-")
-
-
 @pytest.fixture(params=[pytest.param(b, marks=[pytest.mark.esdb] if b == "esdb" else []) for b in BACKENDS])
 def store_url(request, tmp_path) -> str:
     """An empty store of each backend, as an EVENT_STORE_URL (for subprocesses and settings)."""
-    return store_url_for(request.param, tmp_path, request)
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'events.db'}"
+    return private_esdb_url(request.getfixturevalue("esdb_base_url"))
 
 
 @pytest.fixture
@@ -78,30 +134,153 @@ def store(store_url) -> EventStore:
 
 
 @pytest.fixture
-def names():
-    """Unique exchange and queue names for one test."""
-    tag = unique("t")
-    return {
-        "exchange": f"{tag}-exchange",
-        "archive_queue": f"{tag}-archive",
-        "dead_letter_queue": f"{tag}-archive.dead-letter",
-        "target_queue": f"{tag}-target",
-    }
-
-
-@pytest.fixture(scope="session")
-def _private_broker_node(tmp_path_factory):
-    from tests.brokers import PrivateBroker
-
-    broker = PrivateBroker(tmp_path_factory.mktemp("private-rabbitmq")).start()
-    yield broker
-    broker.stop()
+def sqlite_url(tmp_path):
+    """An SQLite store URL whose folders do not exist yet."""
+    return f"sqlite:///{tmp_path / 'nested' / 'deeper' / 'events.db'}"
 
 
 @pytest.fixture
-def private_broker(_private_broker_node):
-    """A RabbitMQ node of the test session's own (tests/brokers.py), for tests that stop and start
-    their broker for real; running again after each test, whatever the test did to it."""
-    yield _private_broker_node
-    if not _private_broker_node.accepts_connections():
-        _private_broker_node.start_app()
+def esdb_store_url(esdb_base_url):
+    """An empty store on the test EventStoreDB (a stream prefix of the test's own)."""
+    return private_esdb_url(esdb_base_url)
+
+
+TMPFS_SIZE = "16m"  # 5,000 simulated events take about 8 MB (database and WAL) once the filler is gone
+
+
+@pytest.fixture
+def small_disk(tmp_path) -> Iterator[Path]:
+    """A directory on a tmpfs of its own (TMPFS_SIZE), unmounted afterwards whatever happened."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    if not shutil.which("mount"):
+        pytest.skip("no mount command on this machine")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or mounted.returncode}")
+    try:
+        yield mount_point
+    finally:
+        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
+            # something still holds a file open there (a failed test's store): detach it anyway
+            subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+
+
+# -- the Replay API --------------------------------------------------------------------------------
+
+@pytest.fixture
+def api(store_url, amqp_url):
+    """The Replay API in process (lifespan run), on an empty store of each backend."""
+    app = create_api(api_settings(store_url, amqp_url))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def api_store(api):
+    """The store the `api` fixture serves (to seed it)."""
+    return api.app.state.services.store()
+
+
+@pytest.fixture
+def sqlite_api(tmp_path, amqp_url, request):
+    """The API in process on an SQLite file of its own (`db_path`); settings overrides through
+    indirect params."""
+    path = tmp_path / "events.db"
+    overrides = getattr(request, "param", {})
+    app = create_api(api_settings(f"sqlite:///{path}", amqp_url, **overrides))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        client.db_path = path
+        yield client
+
+
+@pytest.fixture
+def served_api(tmp_path, amqp_url):
+    """`python replay_api.py` (no API key) over an SQLite store holding a few events."""
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    with open_store(url) as store:
+        seed(store, [new_event(t, order_id=f"o{i}") for i, t in enumerate(["OrderPlaced", "UserLoggedIn"] * 5)])
+    api = start_api(url, amqp_url, tmp_path / "api.log", LOG_LEVEL="INFO")
+    yield api
+    api.stop()
+
+
+@pytest.fixture(scope="module")
+def seeded_api(amqp_url, tmp_path_factory):
+    """The real Replay API over a seeded SQLite store, with an API key required
+    (tests/support/seeded_api.py)."""
+    server = start_seeded_api(amqp_url, tmp_path_factory.mktemp("ui-routes"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ui_app(seeded_api):
+    """The management UI (Flask, in process) over the seeded API."""
+    return create_ui({"TESTING": True, "REPLAY_API_URL": seeded_api.url, "REPLAY_API_KEY": SEEDED_API_KEY})
+
+
+@pytest.fixture
+def ui_client(ui_app):
+    return ui_app.test_client()
+
+
+@pytest.fixture
+def unused_url():
+    """An HTTP URL where nothing answers."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture(scope="module")
+def open_file_room():
+    """Room for the idle connections in this process and in the servers it starts (they inherit
+    the soft limit; the UI raises its own, too)."""
+    needed = 2 * IDLE_CONNECTIONS + 500
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        pytest.skip(f"the open-file limit ({hard}) cannot hold {2 * IDLE_CONNECTIONS} connections")
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.fixture(scope="module")
+def limited_api(open_file_room, amqp_url, tmp_path_factory):
+    """The API as `python replay_api.py` runs it, with an API key; a header timeout long enough for
+    the idle connections to stay open while they are measured."""
+    server = start_limited_api(tmp_path_factory.mktemp("limits-api"), amqp_url, "api", API_HEADER_TIMEOUT_S="60")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def limited_ui(limited_api, tmp_path_factory):
+    """The UI as `python replay_management_ui.py` runs it, with UI_THREADS threads, trusting a TLS
+    proxy on 127.0.0.1."""
+    # idle timeout: longer than the test holds its idle connections
+    server = start_limited_ui(tmp_path_factory.mktemp("limits-ui"), limited_api.url, UI_THREADS=str(UI_THREADS),
+                              UI_IDLE_TIMEOUT_S="120", UI_TRUSTED_PROXY="127.0.0.1")
+    yield server
+    server.stop()
+
+
+# -- the consumer and the simulator ----------------------------------------------------------------
+
+@pytest.fixture
+def consumer_process(amqp_url, store_url, bound_archive, tmp_path):
+    """`python consumer.py` for the test's archive and store, not started yet; killed afterwards."""
+    # small batches and prefetch: the consumer is still busy when the test interrupts it
+    env = consumer_env(amqp_url, store_url, bound_archive, BATCH_SIZE="50", PREFETCH="200")
+    process = consumer_program(env, tmp_path / "consumer.log")
+    yield process
+    process.kill()
+
+
+@pytest.fixture(scope="module")
+def simulated_payloads():
+    """The payloads of 5,000 simulated events (seed 42, a steady clock from T0)."""
+    return [event.payload() for event in EventFactory(seed=42, clock=SteadyClock(T0)).take(5000)]

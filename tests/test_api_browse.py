@@ -6,15 +6,16 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 
 from eventreplay.api import create_app
-from tests.replay_support import (  # noqa: F401 - fixtures
-    BASE_TIME, api, api_settings, api_store, make_event, seed, target_queue,
-)
+from tests.support.api import api_settings
+from tests.support.events import T0, new_event
+from tests.support.stores import seed
 
 
 def test_event_types_events_pages_and_one_event(api, api_store):
-    events = seed(api_store, [make_event(t, at=BASE_TIME + timedelta(minutes=i), order_id=f"o{i % 3}")
-                              for i, t in enumerate(["OrderPlaced", "UserLoggedIn", "OrderPlaced",
-                                                     "PaymentProcessed", "OrderPlaced", "UserLoggedIn", "OrderPlaced"])])
+    types = ["OrderPlaced", "UserLoggedIn", "OrderPlaced", "PaymentProcessed", "OrderPlaced", "UserLoggedIn",
+             "OrderPlaced"]
+    events = seed(api_store, [new_event(t, timestamp=T0 + timedelta(minutes=i), order_id=f"o{i % 3}")
+                              for i, t in enumerate(types)])
     assert api.get("/event-types").json() == [
         {"event_type": "OrderPlaced", "count": 4}, {"event_type": "PaymentProcessed", "count": 1},
         {"event_type": "UserLoggedIn", "count": 2},
@@ -32,10 +33,10 @@ def test_event_types_events_pages_and_one_event(api, api_store):
     assert positions == sorted(positions) and len(set(positions)) == len(positions)
 
     page = api.get("/events", params=[("event_type", "OrderPlaced"), ("event_type", "PaymentProcessed"),
-                                      ("since", (BASE_TIME + timedelta(minutes=1)).isoformat()),
+                                      ("since", (T0 + timedelta(minutes=1)).isoformat()),
                                       ("until", "2024-05-01T12:05:00")]).json()
     wanted = [e for e in events if e.event_type in ("OrderPlaced", "PaymentProcessed")
-              and BASE_TIME + timedelta(minutes=1) <= e.timestamp < BASE_TIME + timedelta(minutes=5)]
+              and T0 + timedelta(minutes=1) <= e.timestamp < T0 + timedelta(minutes=5)]
     assert [e["event_id"] for e in page["items"]] == [e.event_id for e in wanted] and page["next_after"] is None
 
     page = api.get("/events", params={"match": '{"order_id": "o1"}'}).json()
@@ -60,7 +61,7 @@ def test_browse_errors_are_json(api):
 def test_health_ready_metrics(api, api_store, target_queue):
     assert api.get("/health").json() == {"status": "ok"}
     assert api.get("/ready").json() == {"store": "ok", "broker": "ok"}
-    seed(api_store, [make_event("OrderPlaced") for _ in range(3)])
+    seed(api_store, [new_event("OrderPlaced") for _ in range(3)])
     assert api.post("/replay?wait=true", json={"event_type": "OrderPlaced", "target_queue": target_queue}
                     ).json()["confirmed"] == 3
     text = api.get("/metrics").text
@@ -102,7 +103,7 @@ FAR_OFFSETS = ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00")
 
 
 def test_events_refuses_overflowing_times_and_unreadable_match_with_422(api, api_store):
-    seed(api_store, [make_event("OrderPlaced", order_id="o1")])
+    seed(api_store, [new_event("OrderPlaced", order_id="o1")])
     cases = [({"since": moment}, "since") for moment in FAR_OFFSETS]
     cases += [({"until": moment}, "until") for moment in FAR_OFFSETS]
     cases += [

@@ -5,14 +5,14 @@ import hashlib
 import json
 from datetime import datetime, timedelta
 
-import pika
 import pytest
 
-from tests.conftest import unique
-from tests.replay_support import (  # noqa: F401 - fixtures
-    BASE_TIME, api, api_store, declare_queue, delete_queue, drain, make_event, queue_depth, seed,
-    target_queue, wait_for, wait_job,
-)
+from tests.support.amqp import declare_queue, delete_queue, drain, queue_depth, queue_exists
+from tests.support.api import wait_job
+from tests.support.events import T0, new_event
+from tests.support.names import unique
+from tests.support.stores import seed
+from tests.support.waiting import wait_for
 
 
 def start(api, body: dict, *, wait: bool = True, expect: int = 202) -> dict:
@@ -22,7 +22,7 @@ def start(api, body: dict, *, wait: bool = True, expect: int = 202) -> dict:
 
 
 def test_prototype_request_replays_that_type_in_order(api, api_store, target_queue, amqp_url):
-    events = seed(api_store, [make_event("OrderPlaced" if i % 3 else "UserLoggedIn", order_id=f"o{i}")
+    events = seed(api_store, [new_event("OrderPlaced" if i % 3 else "UserLoggedIn", order_id=f"o{i}")
                               for i in range(30)])
     wanted = [e for e in events if e.event_type == "OrderPlaced"]
 
@@ -53,10 +53,10 @@ def test_prototype_request_replays_that_type_in_order(api, api_store, target_que
 def test_filters_window_types_match_limit_and_digest(api, api_store, target_queue, amqp_url):
     types = ["OrderPlaced", "PaymentProcessed", "OrderShipped", "UserLoggedIn"]
     events = seed(api_store, [
-        make_event(types[i % 4], at=BASE_TIME + timedelta(minutes=i), order_id=f"o{i % 5}", user_id=f"u{i % 2}")
+        new_event(types[i % 4], timestamp=T0 + timedelta(minutes=i), order_id=f"o{i % 5}", user_id=f"u{i % 2}")
         for i in range(40)
     ])
-    since, until = BASE_TIME + timedelta(minutes=5), BASE_TIME + timedelta(minutes=30)
+    since, until = T0 + timedelta(minutes=5), T0 + timedelta(minutes=30)
     body = {"event_types": ["OrderPlaced", "OrderShipped"], "event_type": "PaymentProcessed",
             "since": since.isoformat(), "until": until.replace(tzinfo=None).isoformat(), "target_queue": target_queue}
     wanted = [e for e in events if e.event_type in types[:3] and since <= e.timestamp < until]
@@ -83,7 +83,7 @@ def test_filters_window_types_match_limit_and_digest(api, api_store, target_queu
 
 
 def test_dry_run_counts_and_publishes_nothing(api, api_store, target_queue, amqp_url):
-    events = seed(api_store, [make_event("OrderPlaced", order_id=f"o{i}") for i in range(8)])
+    events = seed(api_store, [new_event("OrderPlaced", order_id=f"o{i}") for i in range(8)])
     response = api.post("/replay", json={"event_type": "OrderPlaced", "dry_run": True, "target_queue": target_queue})
     assert response.status_code == 200, response.text
     result = response.json()
@@ -95,7 +95,7 @@ def test_dry_run_counts_and_publishes_nothing(api, api_store, target_queue, amqp
 
 
 def test_target_exchange_with_and_without_routing_key(api, api_store, amqp_url, amqp):
-    events = seed(api_store, [make_event(t) for t in ("OrderPlaced", "UserLoggedIn", "OrderPlaced")])
+    events = seed(api_store, [new_event(t) for t in ("OrderPlaced", "UserLoggedIn", "OrderPlaced")])
     exchange, queue_all, queue_fixed = unique("x"), unique("all"), unique("fixed")
     channel = amqp.channel()
     channel.exchange_declare(exchange, exchange_type="topic", auto_delete=False)
@@ -127,11 +127,11 @@ def test_target_exchange_with_and_without_routing_key(api, api_store, amqp_url, 
 
 
 def test_missing_queue_is_404_or_created(api, api_store, amqp_url):
-    seed(api_store, [make_event("OrderPlaced") for _ in range(5)])
+    seed(api_store, [new_event("OrderPlaced") for _ in range(5)])
     queue = unique("missing")
     response = api.post("/replay", json={"event_type": "OrderPlaced", "target_queue": queue})
     assert response.status_code == 404 and queue in response.json()["detail"]
-    assert queue_depth(amqp_url, queue) is None
+    assert not queue_exists(amqp_url, queue)
     assert api.get("/replays").json() == []  # no job either
 
     response = api.post("/replay?wait=true", json={"event_type": "OrderPlaced", "target_queue": queue,
@@ -174,7 +174,7 @@ def test_unknown_job_and_wrong_state(api, api_store, target_queue):
     for response in (api.get(f"/replays/{missing}"), api.post(f"/replays/{missing}/cancel"),
                      api.post(f"/replays/{missing}/resume")):
         assert response.status_code == 404 and "detail" in response.json()
-    seed(api_store, [make_event("OrderPlaced")])
+    seed(api_store, [new_event("OrderPlaced")])
     job = start(api, {"event_type": "OrderPlaced", "target_queue": target_queue})
     assert job["state"] == "completed"
     assert api.post(f"/replays/{job['id']}/cancel").status_code == 409
@@ -189,7 +189,7 @@ def _replayed_at(message) -> datetime:
 
 def test_speed_keeps_scaled_spacing(api, api_store, target_queue, amqp_url):
     # 50 events over 10 s of original time, at speed 10: 1 s from the first to the last
-    seed(api_store, [make_event("OrderPlaced", at=BASE_TIME + timedelta(seconds=10 * i / 49)) for i in range(50)])
+    seed(api_store, [new_event("OrderPlaced", timestamp=T0 + timedelta(seconds=10 * i / 49)) for i in range(50)])
     job = start(api, {"event_type": "OrderPlaced", "target_queue": target_queue, "speed": 10})
     assert job["state"] == "completed" and job["confirmed"] == 50
     received = drain(amqp_url, target_queue, expected=50)
@@ -198,7 +198,7 @@ def test_speed_keeps_scaled_spacing(api, api_store, target_queue, amqp_url):
 
 
 def test_rate_holds(api, api_store, target_queue, amqp_url):
-    seed(api_store, [make_event("OrderPlaced") for _ in range(101)])
+    seed(api_store, [new_event("OrderPlaced") for _ in range(101)])
     job = start(api, {"event_type": "OrderPlaced", "target_queue": target_queue, "rate": 100})
     assert job["confirmed"] == 101
     received = drain(amqp_url, target_queue, expected=101)
@@ -207,7 +207,7 @@ def test_rate_holds(api, api_store, target_queue, amqp_url):
 
 
 def test_several_jobs_run_at_once(api, api_store, amqp_url, names):
-    seed(api_store, [make_event("OrderPlaced") for _ in range(40)])
+    seed(api_store, [new_event("OrderPlaced") for _ in range(40)])
     queues = [f"{names['target_queue']}-{i}" for i in range(3)]
     for queue in queues:
         declare_queue(amqp_url, queue)
@@ -224,7 +224,7 @@ def test_several_jobs_run_at_once(api, api_store, amqp_url, names):
 
 
 def test_cancel_large_replay_stops_promptly(api, api_store, target_queue, amqp_url):
-    seed(api_store, (make_event("OrderPlaced", n=i) for i in range(50_000)), batch=5000)
+    seed(api_store, (new_event("OrderPlaced", n=i) for i in range(50_000)), batch=5000)
     job = start(api, {"event_type": "OrderPlaced", "target_queue": target_queue, "rate": 5000}, wait=False)
     wait_for(lambda: api.get(f"/replays/{job['id']}").json()["confirmed"] >= 500, what="500 confirmed")
     response = api.post(f"/replays/{job['id']}/cancel")
@@ -239,10 +239,10 @@ def test_cancel_large_replay_stops_promptly(api, api_store, target_queue, amqp_u
 
 def test_a_replay_delivers_what_was_archived_when_it_started(api, api_store, target_queue, amqp_url):
     # Events archived while a replay runs are not part of it: it ends, and `matched` stays true.
-    seed(api_store, [make_event("OrderPlaced", order_id=f"o{i}") for i in range(20)])
+    seed(api_store, [new_event("OrderPlaced", order_id=f"o{i}") for i in range(20)])
     job = start(api, {"event_type": "OrderPlaced", "target_queue": target_queue, "rate": 40}, wait=False)
     wait_for(lambda: api.get(f"/replays/{job['id']}").json()["confirmed"] >= 2, what="the replay under way")
-    api_store.append([make_event("OrderPlaced", order_id=f"late{i}") for i in range(10)])
+    api_store.append([new_event("OrderPlaced", order_id=f"late{i}") for i in range(10)])
     done = wait_job(api, job["id"])
     assert done["state"] == "completed", done
     assert done["matched"] == done["confirmed"] == 20 and done["up_to_position"] is not None
@@ -252,7 +252,7 @@ def test_a_replay_delivers_what_was_archived_when_it_started(api, api_store, tar
 
 def test_an_event_carrying_another_users_user_id_is_replayed(api, api_store, target_queue, amqp_url):
     # RabbitMQ refuses a publish whose user_id is not the connection's own user.
-    event = make_event("OrderPlaced", order_id="o1")
+    event = new_event("OrderPlaced", order_id="o1")
     event = type(event)(**{**{f: getattr(event, f) for f in event.__slots__},
                            "properties": {**event.properties, "user_id": "someone-else"}})
     seed(api_store, [event])
@@ -266,9 +266,9 @@ def test_an_event_carrying_another_users_user_id_is_replayed(api, api_store, tar
 def test_an_unroutable_event_fails_the_job_and_resume_delivers_the_rest(api, api_store, amqp_url, amqp):
     # The broker returns the unroutable event and acks the others: the job counts as confirmed
     # exactly the events before it, and a resume (once a queue is bound) starts with it.
-    events = (seed(api_store, [make_event("OrderPlaced", order_id=f"o{i}") for i in range(200)])
-              + seed(api_store, [make_event("PaymentProcessed", order_id="o-pay")])
-              + seed(api_store, [make_event("OrderPlaced", order_id=f"p{i}") for i in range(100)]))
+    events = (seed(api_store, [new_event("OrderPlaced", order_id=f"o{i}") for i in range(200)])
+              + seed(api_store, [new_event("PaymentProcessed", order_id="o-pay")])
+              + seed(api_store, [new_event("OrderPlaced", order_id=f"p{i}") for i in range(100)]))
     exchange, queue = unique("x"), unique("orders")
     channel = amqp.channel()
     channel.exchange_declare(exchange, exchange_type="topic")

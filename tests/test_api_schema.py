@@ -1,6 +1,6 @@
 """Generated requests against the OpenAPI schema (schemathesis + hypothesis): never a 5xx, and
 every error is JSON with a `detail`. Runs against a real uvicorn process on the SQLite store, with
-some events archived so that reads return data."""
+some events archived so that reads return data (the `served_api` fixture)."""
 from __future__ import annotations
 
 import pytest
@@ -9,21 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from tests.replay_support import ApiProcess, make_event, seed
-
 EXAMPLES_PER_OPERATION = 25
-
-
-@pytest.fixture
-def served_api(tmp_path, amqp_url):
-    from eventreplay.store import open_store
-
-    url = f"sqlite:///{tmp_path / 'events.db'}"
-    with open_store(url) as store:
-        seed(store, [make_event(t, order_id=f"o{i}") for i, t in enumerate(["OrderPlaced", "UserLoggedIn"] * 5)])
-    api = ApiProcess(url, amqp_url, tmp_path / "api.log")
-    yield api
-    api.stop()
 
 
 def _tame(case) -> None:
@@ -49,7 +35,7 @@ def test_no_server_error_for_generated_requests(served_api, mode):
         @given(case=operation.as_strategy(generation_mode=mode))
         def check(case):
             _tame(case)
-            response = case.call(base_url=served_api.base, timeout=30)
+            response = case.call(base_url=served_api.url, timeout=30)
             if response.status_code >= 500:
                 failures.append(f"{response.status_code} {case.as_curl_command()}: {response.text[:300]}")
             elif response.status_code >= 400:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 
 from eventreplay.broker.confirms import ConfirmTracker
 from eventreplay.replay.confirms import ReplayConfirms
 from eventreplay.store import StoredEvent
+from tests.support.events import T0
 
-T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
 BODIES = [f'{{"n": {i}}}'.encode() for i in range(100)]
 
 

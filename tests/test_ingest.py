@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pika
 import pytest
@@ -20,18 +18,11 @@ from eventreplay.retrying import RetryPolicy
 from eventreplay.schema import parse_event
 from eventreplay.simulator import EventFactory
 from eventreplay.store import EventQuery, PersistenceError, StoreUnavailable, open_store
-from tests.conftest import with_stream_prefix
-from tests.ingest_support import (
-    close_broker_connections, consumer_settings, delete_topology, drain, publish, publish_raw, queue_depth,
-    running_consumer, wait_for,
-)
-
-
-@pytest.fixture
-def archive(amqp_url, names):
-    """The test's unique exchange and queues, removed afterwards."""
-    yield names
-    delete_topology(amqp_url, names)
+from tests.support.amqp import close_broker_connections, delete_topology, drain, publish, publish_raw, queue_depth
+from tests.support.ingest import consumer_env, consumer_settings, running_consumer
+from tests.support.processes import ROOT
+from tests.support.stores import with_stream_prefix
+from tests.support.waiting import wait_for
 
 
 def stored_by_id(store) -> dict:
@@ -90,7 +81,7 @@ def test_invalid_messages_go_to_the_dead_letter_queue_and_the_rest_is_stored(amq
         "event_id": str(uuid.uuid4()), "event_type": "GiftCardRedeemed", "timestamp": "2024-05-01T12:00:00Z",
     }).encode()
     invalid = [
-        ("order-events", b"this is not JSON {", "not JSON"),
+        ("order-events", b"this is not JSON {", "not valid JSON"),
         ("user-auth", json.dumps({"event_id": str(uuid.uuid4()), "timestamp": "2024-05-01T12:00:00"}).encode(),
          "event_type"),
         ("order-events", order, "total_amount"),
@@ -111,7 +102,7 @@ def test_invalid_messages_go_to_the_dead_letter_queue_and_the_rest_is_stored(amq
     assert store.counts_by_type().get("GiftCardRedeemed") == 1  # unknown types are archived
     letters = drain(amqp_url, archive["dead_letter_queue"], expected=3)
     assert len(letters) == 3
-    for (_method, properties, body), (routing_key, sent, reason_part) in zip(letters, invalid):
+    for (_routing_key, properties, body), (routing_key, sent, reason_part) in zip(letters, invalid):
         assert body == sent
         headers = properties.headers
         assert reason_part in headers["x-dead-letter-reason"]
@@ -156,7 +147,7 @@ def test_bodies_python_cannot_parse_are_dead_lettered_and_the_consumer_keeps_sto
     assert {e.event_id for e in store.read(EventQuery())} == {e.event_id for e in valid + later}
     letters = drain(amqp_url, archive["dead_letter_queue"], expected=4)
     assert [p.message_id for _m, p, _b in letters] == ["bad-0", "bad-1", "bad-2", "bad-3"]
-    for (_method, properties, body), (routing_key, sent, reason_part) in zip(letters, invalid):
+    for (_routing_key, properties, body), (routing_key, sent, reason_part) in zip(letters, invalid):
         assert body == sent
         assert reason_part in properties.headers["x-dead-letter-reason"], properties.headers
         assert properties.headers["x-original-routing-key"] == routing_key
@@ -174,9 +165,6 @@ def test_triage_dead_letters_what_it_cannot_validate_instead_of_raising():
         assert letter.routing_key == "order-events" and letter.exchange == "x"
 
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 @pytest.mark.parametrize("conflict", ["queue-arguments", "exchange-type"])
 def test_a_topology_rabbitmq_refuses_for_good_exits_2_with_one_clear_message(
         amqp_url, store_url, archive, tmp_path, conflict):
@@ -189,12 +177,7 @@ def test_a_topology_rabbitmq_refuses_for_good_exits_2_with_one_clear_message(
             channel.exchange_declare(archive["exchange"], exchange_type="fanout", durable=True)
     finally:
         connection.close()
-    env = dict(os.environ)
-    env.update(
-        AMQP_URL=amqp_url, EVENT_STORE_URL=store_url, EXCHANGE=archive["exchange"],
-        ARCHIVE_QUEUE=archive["archive_queue"], DEAD_LETTER_QUEUE=archive["dead_letter_queue"],
-        LOG_LEVEL="INFO", PYTHONUNBUFFERED="1",
-    )
+    env = consumer_env(amqp_url, store_url, archive)
     stdout, stderr = tmp_path / "stdout.log", tmp_path / "stderr.log"
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         process = subprocess.Popen([sys.executable, "consumer.py"], cwd=ROOT, env=env, stdout=out, stderr=err)
@@ -228,17 +211,22 @@ def test_a_replayed_message_is_not_archived_again(amqp_url, store_url, store, ar
     assert queue_depth(amqp_url, archive["archive_queue"]) == 0  # acked, not left behind
 
 
-class FlakyStore:
-    """A real store whose appends fail (StoreUnavailable) a given number of times first."""
+class FailingStore:
+    """A real store whose first `failures` appends fail with `error` (StoreUnavailable: an outage;
+    PersistenceError: a broken store), recording when each append was tried."""
 
-    def __init__(self, store, failures: int):
-        self.store, self.failures, self.attempts = store, failures, 0
+    def __init__(self, store, failures: int, error: type[Exception], reason: str):
+        self.store, self.failures, self.error, self.reason, self.tried_at = store, failures, error, reason, []
+
+    @property
+    def attempts(self) -> int:
+        return len(self.tried_at)
 
     def append(self, events):
-        self.attempts += 1
+        self.tried_at.append(time.monotonic())
         if self.failures:
             self.failures -= 1
-            raise StoreUnavailable("simulated outage")
+            raise self.error(self.reason)
         return self.store.append(events)
 
     def __getattr__(self, name):
@@ -252,7 +240,7 @@ def test_a_store_outage_acks_nothing_and_everything_is_stored_afterwards(amqp_ur
     events = EventFactory(seed=11).take(300)
     try:
         with open_store(store_url) as real:
-            flaky = FlakyStore(real, failures=2)
+            flaky = FailingStore(real, failures=2, error=StoreUnavailable, reason="simulated outage")
             with running_consumer(consumer_settings(amqp_url, store_url, names, batch_size=50), flaky) as consumer:
                 publish(amqp_url, names["exchange"], events)
                 wait_for(lambda: real.count() == 300, timeout=60, what="all 300 stored after the outage")
@@ -314,24 +302,6 @@ def test_the_broker_dropping_the_connection_during_a_store_outage_ends_the_wait_
         delete_topology(amqp_url, names)
 
 
-class BrokenStore:
-    """A real store whose appends fail for good (PersistenceError, not an outage) while `failures`
-    lasts, recording when each append was tried."""
-
-    def __init__(self, store, failures: int):
-        self.store, self.failures, self.tried_at = store, failures, []
-
-    def append(self, events):
-        self.tried_at.append(time.monotonic())
-        if self.failures:
-            self.failures -= 1
-            raise PersistenceError("simulated broken store")
-        return self.store.append(events)
-
-    def __getattr__(self, name):
-        return getattr(self.store, name)
-
-
 def test_store_failures_reconnect_ever_later_until_a_batch_is_acked(amqp_url, tmp_path, names):
     # Such a failure drops the connection (everything unacked is redelivered); the reconnects must
     # not come at the rate of successful connects but at a delay that grows until progress is made.
@@ -340,7 +310,7 @@ def test_store_failures_reconnect_ever_later_until_a_batch_is_acked(amqp_url, tm
     settings = consumer_settings(amqp_url, store_url, names, batch_size=50)
     try:
         with open_store(store_url) as real:
-            broken = BrokenStore(real, failures=3)
+            broken = FailingStore(real, failures=3, error=PersistenceError, reason="simulated broken store")
             with running_consumer(settings, broken) as consumer:
                 publish(amqp_url, names["exchange"], events[:30])
                 wait_for(lambda: real.count() == 30, timeout=30, what="the first 30 stored after 3 failures")

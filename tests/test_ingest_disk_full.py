@@ -1,5 +1,5 @@
-"""A full disk under the SQLite store, for real: a small tmpfs holding the database, filled up with a
-filler file. Needs root (mounting); skips with the reason where mounting is not permitted.
+"""A full disk under the SQLite store, for real: a small tmpfs holding the database (the `small_disk`
+fixture), filled up with a filler file. Needs root (mounting); skips with the reason where mounting is not permitted.
 
 What must hold: the write probe (not a read) says the store is unavailable and names the disk; the
 consumer waits the outage out with the batch in place, so nothing is redelivered while its
@@ -8,14 +8,10 @@ connection stays up; afterwards every event is stored exactly once; SIGTERM duri
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -24,36 +20,16 @@ from eventreplay.api import create_app
 from eventreplay.simulator import EventFactory
 from eventreplay.store import EventQuery, StoreUnavailable, open_store
 from eventreplay.store.sqlite import SQLiteEventStore, free_bytes
-from tests.builders import series
-from tests.ingest_support import consumer_settings, declared_archive, publish, queue_depth, running_consumer, wait_for
-from tests.replay_support import api_settings
-from tests.test_ingest_process import ConsumerProcess
+from tests.support.amqp import declared_archive, publish, queue_depth
+from tests.support.api import api_settings
+from tests.support.events import series
+from tests.support.ingest import consumer_env, consumer_settings, running_consumer
+from tests.support.processes import consumer_program
+from tests.support.waiting import wait_for
 
-TMPFS_SIZE = "16m"  # 5,000 simulated events take about 8 MB (database and WAL) once the filler is gone
 LEFT_FREE = 16 * 1024  # what the filler leaves: room for a probe's page in the WAL, none for a batch
 EVENTS = 5000
 PREFETCH = 2000
-
-
-@pytest.fixture
-def small_disk(tmp_path) -> Iterator[Path]:
-    """A directory on a tmpfs of its own (TMPFS_SIZE), unmounted afterwards whatever happened."""
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    if not shutil.which("mount"):
-        pytest.skip("no mount command on this machine")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or mounted.returncode}")
-    try:
-        yield mount_point
-    finally:
-        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
-            # something still holds a file open there (a failed test's store): detach it anyway
-            subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
 
 
 def fill_up(disk: Path) -> Path:
@@ -150,13 +126,8 @@ def test_sigterm_during_a_disk_full_outage_exits_0_at_once_and_leaves_everything
         amqp_url, names, small_disk, tmp_path):
     store_url = f"sqlite:///{small_disk / 'events.db'}"
     events = EventFactory(seed=62).take(1000)
-    env = dict(os.environ)
-    env.update(
-        AMQP_URL=amqp_url, EVENT_STORE_URL=store_url, EXCHANGE=names["exchange"],
-        ARCHIVE_QUEUE=names["archive_queue"], DEAD_LETTER_QUEUE=names["dead_letter_queue"],
-        PREFETCH=str(PREFETCH), LOG_LEVEL="INFO", PYTHONUNBUFFERED="1",
-    )
-    consumer = ConsumerProcess(env, tmp_path / "consumer.log")
+    consumer = consumer_program(consumer_env(amqp_url, store_url, names, PREFETCH=str(PREFETCH)),
+                                tmp_path / "consumer.log")
     # The test's store keeps the WAL and shared-memory files in place: a process can open the
     # database on the full disk (it could not create them there).
     with declared_archive(amqp_url, names), open_store(store_url) as store:
@@ -172,7 +143,7 @@ def test_sigterm_during_a_disk_full_outage_exits_0_at_once_and_leaves_everything
             assert consumer.wait(timeout=15) == 0, consumer.output()
             assert time.monotonic() - signalled < 3, consumer.output()
         finally:
-            consumer.kill_if_running()
+            consumer.kill()
         output = consumer.output()
         assert "Traceback" not in output and "disk full" in output, output
         # nothing was acked: every message is back in the queue

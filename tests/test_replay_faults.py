@@ -11,11 +11,8 @@
 """
 from __future__ import annotations
 
-import collections
 import hashlib
-import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,15 +27,16 @@ from fastapi.testclient import TestClient
 from eventreplay.api import create_app
 from eventreplay.replay.job_records.sqlite import SQLiteJobRepository
 from eventreplay.store import EventQuery, open_store
-from tests.conftest import unique, with_stream_prefix
-from tests.replay_support import (  # noqa: F401 - target_queue is a fixture
-    ROOT, ApiProcess, api_settings, consume_message_ids, declare_queue, delete_queue, make_event, queue_depth, seed,
-    target_queue, wait_for, wait_job,
-)
+from tests.support.amqp import consume_message_ids, declare_queue, delete_queue, queue_depth
+from tests.support.api import ENDED, api_settings, wait_job
+from tests.support.events import new_event
+from tests.support.names import unique
+from tests.support.processes import ROOT, free_port, start_api
+from tests.support.stores import private_esdb_url, seed
+from tests.support.waiting import wait_for
 
 WINDOW, CHECKPOINT_EVERY = 1000, 1000
 BOUND = WINDOW + CHECKPOINT_EVERY  # what docs/api.md states with these settings
-ENDED = ("completed", "failed", "cancelled", "interrupted")
 STATE_ORDER = {"pending": 0, "running": 1, "completed": 2}
 
 
@@ -86,12 +84,12 @@ def test_sigkill_at_several_moments_then_resume_resends_at_most_the_bound(store_
     count, kill_at, body = (
         (5_000, (1_000, 2_500, 4_000), {"rate": 2_000}) if esdb else (100_000, (15_000, 45_000, 75_000), {})
     )
-    seed(store, (make_event("OrderPlaced", n=i) for i in range(count)), batch=5_000)
+    seed(store, (new_event("OrderPlaced", n=i) for i in range(count)), batch=5_000)
     ids, index_of_position, bodies = store_order(store)
     queue = names["target_queue"]
     declare_queue(amqp_url, queue)
-    env = {"REPLAY_WINDOW": str(WINDOW), "REPLAY_CHECKPOINT_EVERY": str(CHECKPOINT_EVERY)}
-    api = ApiProcess(store_url, amqp_url, tmp_path / "api-1.log", env=env)
+    env = {"REPLAY_WINDOW": str(WINDOW), "REPLAY_CHECKPOINT_EVERY": str(CHECKPOINT_EVERY), "LOG_LEVEL": "INFO"}
+    api = start_api(store_url, amqp_url, tmp_path / "api-1.log", **env)
     resumed_after: list[int] = []
     try:
         response = api.client.post("/replay", json={"event_type": "OrderPlaced", "target_queue": queue, **body})
@@ -102,14 +100,13 @@ def test_sigkill_at_several_moments_then_resume_resends_at_most_the_bound(store_
                      what=f"{threshold} messages in the target queue")
             api.kill()
             api.stop()
-            api = ApiProcess(store_url, amqp_url, tmp_path / f"api-{run}.log", env=env)
-            interrupted = api.job(job_id)
+            api = start_api(store_url, amqp_url, tmp_path / f"api-{run}.log", **env)
+            interrupted = api.client.get(f"/replays/{job_id}").json()
             assert interrupted["state"] == "interrupted", interrupted
             resumed_after.append(index_of_position[interrupted["last_position"]])
             response = api.client.post(f"/replays/{job_id}/resume")
             assert response.status_code == 202, response.text
-        done = wait_for(lambda: (job := api.job(job_id))["state"] in ENDED and job, timeout=180,
-                        what="the resumed job to end")
+        done = wait_job(api.client, job_id, timeout=180)
         assert done["state"] == "completed", done
         assert done["confirmed"] == done["matched"] == count and done["runs"] == len(kill_at) + 1
         assert done["digest"] == hashlib.sha256(bodies).hexdigest(), "the digest of an uninterrupted replay"
@@ -166,22 +163,11 @@ class StateWatcher:
         return self.states
 
 
-@pytest.fixture
-def sqlite_api(tmp_path, amqp_url, request):
-    """The API in process on an SQLite file of its own; settings overrides through indirect params."""
-    path = tmp_path / "events.db"
-    overrides = getattr(request, "param", {})
-    app = create_app(api_settings(f"sqlite:///{path}", amqp_url, **overrides))
-    with TestClient(app, raise_server_exceptions=False) as client:
-        client.db_path = path
-        yield client
-
-
 @pytest.mark.slow
 def test_a_store_locked_across_the_end_of_a_job_keeps_its_final_state_and_records_it_later(
         sqlite_api, amqp_url, target_queue, caplog):
     api = sqlite_api
-    seed(api.app.state.services.store(), [make_event("OrderPlaced", n=i) for i in range(3000)])
+    seed(api.app.state.services.store(), [new_event("OrderPlaced", n=i) for i in range(3000)])
     job = api.post("/replay", json={"event_type": "OrderPlaced", "target_queue": target_queue, "rate": 1000}).json()
     watcher = StateWatcher(api, job["id"])
     wait_for(lambda: api.get(f"/replays/{job['id']}").json()["confirmed"] >= 2200, what="2,200 confirmed")
@@ -211,7 +197,7 @@ def test_a_store_locked_across_the_end_of_a_job_keeps_its_final_state_and_record
 @pytest.mark.parametrize("sqlite_api", [{"replay_window": 100, "replay_checkpoint_every": 100}], indirect=True)
 def test_a_job_never_gets_more_than_the_bound_ahead_of_its_record(sqlite_api, amqp_url, target_queue):
     api, bound = sqlite_api, 200
-    seed(api.app.state.services.store(), [make_event("OrderPlaced", n=i) for i in range(3000)])
+    seed(api.app.state.services.store(), [new_event("OrderPlaced", n=i) for i in range(3000)])
     job = api.post("/replay", json={"event_type": "OrderPlaced", "target_queue": target_queue, "rate": 1000}).json()
     wait_for(lambda: api.get(f"/replays/{job['id']}").json()["confirmed"] >= 500, what="500 confirmed")
     with sqlite_locked(api.db_path):
@@ -245,7 +231,7 @@ def test_a_replay_rides_out_a_broker_restart_and_completes_by_itself(tmp_path, p
     app = create_app(api_settings(url, private_broker.amqp_url))
     with TestClient(app, raise_server_exceptions=False) as api:
         store = api.app.state.services.store()
-        seed(store, [make_event("OrderPlaced", n=i) for i in range(20_000)], batch=5_000)
+        seed(store, [new_event("OrderPlaced", n=i) for i in range(20_000)], batch=5_000)
         ids, _, bodies = store_order(store)
         queue = durable_queue(private_broker.amqp_url)
         job = api.post("/replay", json={"event_type": "OrderPlaced", "target_queue": queue, "rate": 4000}).json()
@@ -272,7 +258,7 @@ def test_a_broker_down_longer_than_the_give_up_time_fails_the_job_and_resume_com
     app = create_app(api_settings(url, private_broker.amqp_url, replay_give_up_s=3))
     with TestClient(app, raise_server_exceptions=False) as api:
         store = api.app.state.services.store()
-        seed(store, [make_event("OrderPlaced", n=i) for i in range(2_000)])
+        seed(store, [new_event("OrderPlaced", n=i) for i in range(2_000)])
         ids, _, _ = store_order(store)
         queue = durable_queue(private_broker.amqp_url)
         job = api.post("/replay", json={"event_type": "OrderPlaced", "target_queue": queue, "rate": 500}).json()
@@ -300,9 +286,7 @@ class EmulatorProcess:
     be killed and started again on the same port with the same events."""
 
     def __init__(self, db: Path, log: Path):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.db, self.log_path = db, log
         self.process: subprocess.Popen | None = None
 
@@ -337,10 +321,10 @@ def test_a_replay_rides_out_an_eventstoredb_restart(tmp_path, amqp_url, target_q
     emulator = EmulatorProcess(tmp_path / "esdb.sqlite", tmp_path / "emulator.log")
     emulator.start()
     try:
-        url = with_stream_prefix(emulator.url, unique("t") + "-")
+        url = private_esdb_url(emulator.url)
         store = open_store(url)
         try:
-            seed(store, [make_event("OrderPlaced", n=i) for i in range(3_000)])
+            seed(store, [new_event("OrderPlaced", n=i) for i in range(3_000)])
             ids, _, bodies = store_order(store)
         finally:
             store.close()

@@ -2,7 +2,7 @@
 (every backend)."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -11,12 +11,11 @@ from eventreplay.backends import Backend
 from eventreplay.replay.jobs import JobState, ReplayJob
 from eventreplay.replay.pacing import Pacer, RatePacer, SpeedPacer, pacer_for
 from eventreplay.replay.spec import ReplaySpec
-
-T0 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+from tests.support.events import T0
 
 
 def test_spec_unions_types_and_builds_the_query():
-    spec = ReplaySpec(event_type="A", event_types=["B", "A"], target_queue="q", since="2024-05-01T00:00:00",
+    spec = ReplaySpec(event_type="A", event_types=["B", "A"], target_queue="q", since="2024-05-01T12:00:00",
                       match={"order_id": "o1"}, limit=5)
     assert spec.types == ("A", "B")
     query = spec.query(after_position=7)

@@ -3,22 +3,18 @@ without the key (401) before it reads the body, closes connections that do not f
 head, and API and UI keep answering while thousands of idle connections are held against them.
 
 Real processes (`python replay_api.py`, `python replay_management_ui.py`) and real sockets: the
-limits live in the servers and in the bytes on the wire, which an in-process client would not show.
-Ports come from 18300-18399 (this module's range on shared machines).
+limits live in the servers and in the bytes on the wire, which an in-process client would not show
+(the `limited_api` and `limited_ui` fixtures, tests/support/limited_servers.py).
 """
 from __future__ import annotations
 
 import contextlib
 import http.client
 import os
-import resource
 import socket
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,65 +22,10 @@ import pytest
 from eventreplay.api import create_app as create_api
 from eventreplay.settings import Settings
 from eventreplay.ui import create_app as create_ui
-from tests.browser.system import Server, base_env
-from tests.waiting import wait_for
+from tests.support.limited_servers import API_KEY, IDLE_CONNECTIONS, UI_THREADS, start_limited_api
+from tests.support.waiting import wait_for
 
-API_KEY = "limits-test-" + uuid.uuid4().hex
 LIMIT = 1024 * 1024  # the default API_MAX_BODY_BYTES
-PORTS = range(18300, 18400)
-IDLE_CONNECTIONS = 2000
-UI_THREADS = 4
-
-
-def free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 18300-18399")
-
-
-def start_api(folder: Path, amqp_url: str, name: str, **env: str) -> Server:
-    port = free_port()
-    environment = base_env(EVENT_STORE_URL=f"sqlite:///{folder / 'events.db'}", AMQP_URL=amqp_url,
-                           REPLAY_API_KEY=API_KEY, API_HOST="127.0.0.1", API_PORT=str(port), **env)
-    return Server(name, [sys.executable, "replay_api.py"], environment, port, folder / f"{name}.log",
-                  ready_path="/health").start()
-
-
-def start_ui(folder: Path, api_url: str, **env: str) -> Server:
-    port = free_port()
-    environment = base_env(REPLAY_API_URL=api_url, REPLAY_API_KEY=API_KEY, UI_PORT=str(port),
-                           UI_SECRET_KEY="limits-test-secret", **env)
-    return Server("management UI", [sys.executable, "replay_management_ui.py"], environment, port,
-                  folder / "ui.log", ready_path="/static/favicon.svg").start()
-
-
-@pytest.fixture(scope="module")
-def open_file_room():
-    """Room for the idle connections in this process and in the servers it starts (they inherit
-    the soft limit; the UI raises its own, too)."""
-    needed = 2 * IDLE_CONNECTIONS + 500
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        pytest.skip(f"the open-file limit ({hard}) cannot hold {2 * IDLE_CONNECTIONS} connections")
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-    yield
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
-@pytest.fixture(scope="module")
-def api(open_file_room, amqp_url, tmp_path_factory):
-    """The API as `python replay_api.py` runs it, with an API key; a header timeout long enough for
-    the idle connections to stay open while they are measured."""
-    server = start_api(tmp_path_factory.mktemp("limits-api"), amqp_url, "api", API_HEADER_TIMEOUT_S="60")
-    yield server
-    server.stop()
 
 
 # -- what the tests read of a process and send on a socket ----------------------------------------
@@ -156,40 +97,43 @@ def head(*lines: str) -> bytes:
 # -- body limit and API key, before the body is read ----------------------------------------------
 
 @pytest.mark.slow
-def test_a_100_mb_body_without_the_key_is_refused_at_once_and_never_buffered(api):
-    pid = api.process.pid
+def test_a_100_mb_body_without_the_key_is_refused_at_once_and_never_buffered(limited_api):
+    pid = limited_api.process.pid
     before = rss_mb(pid)
     size = 100 * 1024 * 1024
-    status, headers, body, elapsed = post_streaming(api.port, head(f"Content-Length: {size}"), zeros(size))
+    status, headers, body, elapsed = post_streaming(limited_api.port, head(f"Content-Length: {size}"),
+                                                    zeros(size))
     assert status == 413 and elapsed < 1.0, (status, elapsed)
     assert headers["content-type"] == "application/json"
     assert "API_MAX_BODY_BYTES" in httpx.Response(413, content=body).json()["detail"]
     assert rss_mb(pid) < before + 30, (before, rss_mb(pid))
 
 
-def test_a_chunked_body_over_the_limit_is_413_even_with_the_key(api):
+def test_a_chunked_body_over_the_limit_is_413_even_with_the_key(limited_api):
     status, headers, body, _ = post_streaming(
-        api.port, head(f"X-API-Key: {API_KEY}", "Transfer-Encoding: chunked"), chunked(zeros(4 * LIMIT)))
+        limited_api.port, head(f"X-API-Key: {API_KEY}", "Transfer-Encoding: chunked"), chunked(zeros(4 * LIMIT)))
     assert status == 413, body
     assert httpx.Response(status, content=body).json()["detail"].startswith("request body too large")
     assert headers["connection"] == "close"
 
 
-def test_a_wrong_key_is_401_before_the_body_is_sent(api):
+def test_a_wrong_key_is_401_before_the_body_is_sent(limited_api):
     # a Content-Length within the limit, and a small part of that body: the rest is never sent
     status, headers, body, elapsed = post_streaming(
-        api.port, head("X-API-Key: wrong", f"Content-Length: {LIMIT - 1}"), iter([b'{"event_type": "']))
+        limited_api.port, head("X-API-Key: wrong", f"Content-Length: {LIMIT - 1}"), iter([b'{"event_type": "']))
     assert status == 401, body
     assert headers["www-authenticate"] == "X-API-Key"
     assert httpx.Response(status, content=body).json()["detail"] == "missing or wrong X-API-Key header"
 
 
-def test_a_small_post_with_the_key_still_works(api):
-    response = httpx.post(f"{api.url}/replay", json={"dry_run": True}, headers={"X-API-Key": API_KEY}, timeout=10)
+def test_a_small_post_with_the_key_still_works(limited_api):
+    response = httpx.post(f"{limited_api.url}/replay", json={"dry_run": True}, headers={"X-API-Key": API_KEY},
+                          timeout=10)
     assert response.status_code == 200 and response.json()["dry_run"] is True, response.text
     # reading needs no key, and a body within the limit is read and validated as before
-    assert httpx.get(f"{api.url}/replays", timeout=10).status_code == 200
-    response = httpx.post(f"{api.url}/replay", content=b"[" * 1000, headers={"X-API-Key": API_KEY}, timeout=10)
+    assert httpx.get(f"{limited_api.url}/replays", timeout=10).status_code == 200
+    response = httpx.post(f"{limited_api.url}/replay", content=b"[" * 1000, headers={"X-API-Key": API_KEY},
+                          timeout=10)
     assert response.status_code == 422, response.text
 
 
@@ -206,7 +150,7 @@ def test_the_key_header_stays_documented_in_openapi():
 # -- header timeout ------------------------------------------------------------------------------
 
 def test_a_connection_that_does_not_finish_its_request_head_is_closed(amqp_url, tmp_path):
-    server = start_api(tmp_path, amqp_url, "api-header-timeout", API_HEADER_TIMEOUT_S="1")
+    server = start_limited_api(tmp_path, amqp_url, "api-header-timeout", API_HEADER_TIMEOUT_S="1")
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             # a complete request on a kept-alive connection, then only half of the next head
@@ -229,15 +173,6 @@ def test_a_connection_that_does_not_finish_its_request_head_is_closed(amqp_url, 
 
 # -- idle connections -----------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def ui(api, tmp_path_factory):
-    # idle timeout: longer than the test holds its idle connections
-    server = start_ui(tmp_path_factory.mktemp("limits-ui"), api.url, UI_THREADS=str(UI_THREADS),
-                      UI_IDLE_TIMEOUT_S="120", UI_TRUSTED_PROXY="127.0.0.1")
-    yield server
-    server.stop()
-
-
 def hold_idle_connections(port: int, count: int) -> list[socket.socket]:
     """`count` connections that each sent part of a request head, and nothing more."""
     held = []
@@ -255,26 +190,26 @@ def timed_get(url: str) -> tuple[int, float]:
 
 
 @pytest.mark.slow
-def test_api_and_ui_answer_while_thousands_of_idle_connections_are_held(api, ui):
+def test_api_and_ui_answer_while_thousands_of_idle_connections_are_held(limited_api, limited_ui):
     held: list[socket.socket] = []
     try:
-        api_files, ui_files = open_files(api.process.pid), open_files(ui.process.pid)
-        held += hold_idle_connections(ui.port, IDLE_CONNECTIONS)
-        held += hold_idle_connections(api.port, IDLE_CONNECTIONS)
+        api_files, ui_files = open_files(limited_api.process.pid), open_files(limited_ui.process.pid)
+        held += hold_idle_connections(limited_ui.port, IDLE_CONNECTIONS)
+        held += hold_idle_connections(limited_api.port, IDLE_CONNECTIONS)
         # both servers have accepted them (a socket each). A few spare: the counts taken before may
         # include a socket of the readiness check, closing since. waitress accepts one connection
         # per pass of its loop, which takes longer with each open connection: seconds for the UI.
-        wait_for(lambda: open_files(api.process.pid) >= api_files + IDLE_CONNECTIONS - 5, timeout=30,
+        wait_for(lambda: open_files(limited_api.process.pid) >= api_files + IDLE_CONNECTIONS - 5, timeout=30,
                  what="the API to accept the idle connections")
-        wait_for(lambda: open_files(ui.process.pid) >= ui_files + IDLE_CONNECTIONS - 5, timeout=30,
+        wait_for(lambda: open_files(limited_ui.process.pid) >= ui_files + IDLE_CONNECTIONS - 5, timeout=30,
                  what="the UI to accept the idle connections")
         for _ in range(3):
-            status, seconds = timed_get(f"{api.url}/health")
+            status, seconds = timed_get(f"{limited_api.url}/health")
             assert status == 200 and seconds < 1.0, ("API /health", status, seconds)
-            status, seconds = timed_get(f"{ui.url}/")
+            status, seconds = timed_get(f"{limited_ui.url}/")
             assert status in (200, 502) and seconds < 1.0, ("UI /", status, seconds)
         # a fixed pool of threads serves the UI, however many connections are open
-        assert threads(ui.process.pid) <= UI_THREADS + 3, threads(ui.process.pid)
+        assert threads(limited_ui.process.pid) <= UI_THREADS + 3, threads(limited_ui.process.pid)
     finally:
         for sock in held:
             sock.close()
@@ -297,8 +232,8 @@ def test_the_session_cookie_is_secure_over_https_only():
     assert "Secure" in set_cookie(forced.test_client().get("/", base_url="http://localhost"))
 
 
-def test_a_trusted_tls_proxy_makes_the_served_cookie_secure(ui):
-    behind_tls = httpx.get(f"{ui.url}/", headers={"X-Forwarded-Proto": "https"}, timeout=10)
-    plain = httpx.get(f"{ui.url}/", timeout=10)
+def test_a_trusted_tls_proxy_makes_the_served_cookie_secure(limited_ui):
+    behind_tls = httpx.get(f"{limited_ui.url}/", headers={"X-Forwarded-Proto": "https"}, timeout=10)
+    plain = httpx.get(f"{limited_ui.url}/", timeout=10)
     assert "Secure" in behind_tls.headers["set-cookie"]
     assert "Secure" not in plain.headers["set-cookie"]

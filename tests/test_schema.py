@@ -29,7 +29,7 @@ def reason_of(raw: bytes) -> str:
     return reason
 
 
-@pytest.mark.parametrize("depth", [1_000, 5_000, 100_000])
+@pytest.mark.parametrize("depth", [2_000, 5_000, 100_000])
 def test_a_deeply_nested_body_is_invalid(depth):
     assert "nested too deeply" in reason_of(b"[" * depth + b"]" * depth)
     assert "nested too deeply" in reason_of(b"[" * depth)  # unterminated too
@@ -68,7 +68,7 @@ def test_as_utc_raises_value_error_not_overflow():
 
 def test_the_usual_failures_keep_their_reasons():
     assert reason_of(b"{\"a\": \"\xc3\x28\"}").startswith("body is not UTF-8")
-    assert reason_of(b"{nope").startswith("body is not JSON")
+    assert reason_of(b"{nope").startswith("body is not valid JSON")
     assert reason_of(b"[1, 2]") == "body is JSON list, expected an object"
     assert "total_amount" in reason_of(body(total_amount="lots"))
     assert "Value error" not in reason_of(body(timestamp=FAR_OFFSETS[0]))

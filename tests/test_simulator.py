@@ -9,30 +9,24 @@ import subprocess
 import sys
 import threading
 from collections import defaultdict
-from datetime import datetime, timezone
-from pathlib import Path
 
 import pika
 import pytest
 
 from eventreplay.schema import EVENT_TYPES, parse_event, routing_key_for
 from eventreplay.simulator import EventFactory, PendingEvents, SimulationPlan, SteadyClock, simulate
-from tests.ingest_support import close_broker_connections, declared_archive, drain, queue_depth, wait_for
+from tests.support.amqp import close_broker_connections, declared_archive, drain, queue_depth
+from tests.support.events import T0
+from tests.support.processes import ROOT
+from tests.support.waiting import wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
-START = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
 LIFECYCLE = ("OrderPlaced", "PaymentProcessed", "OrderShipped", "OrderDelivered")
 
 
-@pytest.fixture(scope="module")
-def stream():
-    return [event.payload() for event in EventFactory(seed=42, clock=SteadyClock(START)).take(5000)]
-
-
 def test_the_same_seed_gives_the_same_events():
-    first = EventFactory(seed=42, clock=SteadyClock(START)).take(1000)
-    again = EventFactory(seed=42, clock=SteadyClock(START)).take(1000)
-    other = EventFactory(seed=43, clock=SteadyClock(START)).take(1000)
+    first = EventFactory(seed=42, clock=SteadyClock(T0)).take(1000)
+    again = EventFactory(seed=42, clock=SteadyClock(T0)).take(1000)
+    other = EventFactory(seed=43, clock=SteadyClock(T0)).take(1000)
     assert [e.body for e in first] == [e.body for e in again]
     assert [e.event_id for e in first] != [e.event_id for e in other]
     # with the wall clock only the timestamps differ
@@ -42,7 +36,7 @@ def test_the_same_seed_gives_the_same_events():
     assert strip(live) == strip(first)
 
 
-def test_every_event_is_valid_and_carries_the_wire_contract(stream):
+def test_every_event_is_valid_and_carries_the_wire_contract(simulated_payloads):
     events = EventFactory(seed=42).take(3000)
     assert {e.event_type for e in events} == set(EVENT_TYPES)  # all 13 types occur
     for event in events:
@@ -57,10 +51,10 @@ def test_every_event_is_valid_and_carries_the_wire_contract(stream):
     assert len({e.event_id for e in events}) == len(events)
 
 
-def test_orders_follow_their_lifecycle(stream):
+def test_orders_follow_their_lifecycle(simulated_payloads):
     seen: dict[str, list[str]] = defaultdict(list)
     placed: dict[str, dict] = {}
-    for payload in stream:
+    for payload in simulated_payloads:
         if payload["event_type"] in LIFECYCLE:
             seen[payload["order_id"]].append(payload["event_type"])
         if payload["event_type"] == "OrderPlaced":
@@ -75,11 +69,11 @@ def test_orders_follow_their_lifecycle(stream):
         assert steps == list(LIFECYCLE[: len(steps)]), (order_id, steps)  # in order, none skipped
 
 
-def test_sessions_and_reviews_are_coherent(stream):
+def test_sessions_and_reviews_are_coherent(simulated_payloads):
     open_sessions: dict[str, str] = {}
     registered, delivered_to = set(), defaultdict(set)
     orders = {}
-    for payload in stream:
+    for payload in simulated_payloads:
         kind, user = payload["event_type"], payload.get("user_id")
         if kind == "UserRegistered":
             assert user not in registered
@@ -101,18 +95,12 @@ def test_sessions_and_reviews_are_coherent(stream):
 
 def test_types_filter_keeps_only_those_types_from_the_same_stream():
     wanted = {"OrderShipped", "OrderDelivered"}
-    full = EventFactory(seed=9, clock=SteadyClock(START)).take(4000)
-    only = EventFactory(seed=9, clock=SteadyClock(START), types=wanted).take(100)
+    full = EventFactory(seed=9, clock=SteadyClock(T0)).take(4000)
+    only = EventFactory(seed=9, clock=SteadyClock(T0), types=wanted).take(100)
     assert {e.event_type for e in only} == wanted
     assert [e.body for e in only] == [e.body for e in full if e.event_type in wanted][:100]
     with pytest.raises(ValueError, match="NoSuchEvent"):
         EventFactory(types=["NoSuchEvent"])
-
-
-@pytest.fixture
-def bound(amqp_url, names):
-    with declared_archive(amqp_url, names):
-        yield names
 
 
 def simulator(amqp_url, names, *args, tmp_path):
@@ -127,29 +115,31 @@ def confirmed_in(log_text: str) -> int:
     return int(re.search(r"(\d+) distinct events confirmed", log_text).group(1))
 
 
-def test_the_cli_publishes_a_seeded_count_with_properties(amqp_url, bound, tmp_path):
-    process, log = simulator(amqp_url, bound, "--rate", "0", "--count", "300", "--seed", "42", tmp_path=tmp_path)
+def test_the_cli_publishes_a_seeded_count_with_properties(amqp_url, bound_archive, tmp_path):
+    process, log = simulator(amqp_url, bound_archive, "--rate", "0", "--count", "300", "--seed", "42",
+                             tmp_path=tmp_path)
     assert process.wait(timeout=60) == 0, log.read_text()
     assert "300 distinct events confirmed by the broker in 300 sends" in log.read_text()
     expected = EventFactory(seed=42).take(300)
-    got = drain(amqp_url, bound["archive_queue"], expected=300)
+    got = drain(amqp_url, bound_archive["archive_queue"], expected=300)
     assert [json.loads(body)["event_id"] for _m, _p, body in got] == [e.event_id for e in expected]
-    method, props, body = got[0]
-    assert method.routing_key == expected[0].routing_key
+    routing_key, props, body = got[0]
+    assert routing_key == expected[0].routing_key
     assert (props.message_id, props.type, props.delivery_mode, props.content_type) == (
         expected[0].event_id, expected[0].event_type, 2, "application/json")
 
 
-def test_the_cli_stops_cleanly_on_sigterm(amqp_url, bound, tmp_path):
-    process, log = simulator(amqp_url, bound, "--rate", "50", tmp_path=tmp_path)  # forever
-    wait_for(lambda: queue_depth(amqp_url, bound["archive_queue"]) >= 20, timeout=30, what="20 events published")
+def test_the_cli_stops_cleanly_on_sigterm(amqp_url, bound_archive, tmp_path):
+    process, log = simulator(amqp_url, bound_archive, "--rate", "50", tmp_path=tmp_path)  # forever
+    wait_for(lambda: queue_depth(amqp_url, bound_archive["archive_queue"]) >= 20, timeout=30,
+             what="20 events published")
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0  # no --count: stopping is the normal end
     text = log.read_text()
     assert "Traceback" not in text
     confirmed = confirmed_in(text)
     assert confirmed >= 20
-    wait_for(lambda: queue_depth(amqp_url, bound["archive_queue"]) == confirmed, timeout=10,
+    wait_for(lambda: queue_depth(amqp_url, bound_archive["archive_queue"]) == confirmed, timeout=10,
              what="every confirmed event in the queue")
 
 
@@ -223,12 +213,13 @@ class BrokerClosesTheConnection:
 @pytest.mark.parametrize("lost_at", [1, 501, RUN, "final confirms"],
                          ids=["before the first event", "at event 501", "at the last event",
                               "while waiting for the final confirms"])
-def test_a_lost_connection_loses_no_event_and_counts_none_twice(amqp_url, bound, lost_at):
-    client_name = f"{bound['exchange']}-simulator"  # the one connection the broker closes
+def test_a_lost_connection_loses_no_event_and_counts_none_twice(amqp_url, bound_archive, lost_at):
+    client_name = f"{bound_archive['exchange']}-simulator"  # the one connection the broker closes
     fault = BrokerClosesTheConnection(amqp_url, client_name)
     events = EventFactory(seed=501)
     expected = {event.event_id for event in EventFactory(seed=501).take(RUN)}
-    plan = SimulationPlan(exchange=bound["exchange"], rate=0, count=RUN, mandatory=True, client_name=client_name)
+    plan = SimulationPlan(exchange=bound_archive["exchange"], rate=0, count=RUN, mandatory=True,
+                          client_name=client_name)
     if lost_at == "final confirms":
         report = simulate(amqp_url, events, plan, stop=threading.Event(), progress=fault.when_all_sent(RUN))
     else:
@@ -239,7 +230,7 @@ def test_a_lost_connection_loses_no_event_and_counts_none_twice(amqp_url, bound,
     # exactly the events unconfirmed at the loss went out twice, and no more than could be
     assert report.published == RUN + report.resent
     assert report.resent <= fault.unconfirmed_bound
-    ids = event_ids_in(amqp_url, bound["archive_queue"])
+    ids = event_ids_in(amqp_url, bound_archive["archive_queue"])
     assert set(ids) == expected  # every one of the 2,000 arrived
     assert len(ids) - len(expected) <= report.resent  # the duplicates: some re-sends had arrived before
 

@@ -26,7 +26,7 @@ from eventreplay.store import (
     StoreUnavailable,
     open_store,
 )
-from tests.builders import T0, new_event, series
+from tests.support.events import T0, new_event, series
 
 UNREACHABLE_ESDB = "esdb://127.0.0.1:1?Tls=false"
 
@@ -229,7 +229,7 @@ MATCHES = [
 
 @pytest.mark.parametrize("match", MATCHES, ids=[json.dumps(m) for m in MATCHES])
 def test_match_on_payload_fields_equals_python_equality(store, match):
-    events = [new_event("ProductViewed", payload_extra=p, timestamp=T0 + timedelta(seconds=i))
+    events = [new_event("ProductViewed", timestamp=T0 + timedelta(seconds=i), **p)
               for i, p in enumerate(MATCH_PAYLOADS)]
     # a body Python parses but SQLite's JSON does not (NaN): still filtered right
     events.append(new_event("ProductViewed", body=b'{"user_id": "u1", "qty": 1, "x": NaN, "flag": true}'))
@@ -241,8 +241,8 @@ def test_match_on_payload_fields_equals_python_equality(store, match):
 
 
 def test_match_combines_with_type_time_and_limit(store):
-    events = [new_event(EVENT_TYPES[i % 2], timestamp=T0 + timedelta(seconds=i),
-                        payload_extra={"user_id": f"u{i % 3}"}) for i in range(30)]
+    events = [new_event(EVENT_TYPES[i % 2], timestamp=T0 + timedelta(seconds=i), user_id=f"u{i % 3}")
+              for i in range(30)]
     store.append(events)
     query = EventQuery(event_types=(EVENT_TYPES[0],), since=T0 + timedelta(seconds=5), match={"user_id": "u0"}, limit=3)
     expected = [e.event_id for e in events if query.matches(e)][:3]
@@ -431,7 +431,7 @@ def test_streaming_read_of_200k_events_keeps_memory_flat(store):
     start = time.monotonic()
     for offset in range(0, total, batch_size):
         batch = [new_event(EVENT_TYPES[i % len(EVENT_TYPES)], timestamp=T0 + timedelta(milliseconds=i),
-                           payload_extra={"n": i, "note": "x" * 120}) for i in range(offset, offset + batch_size)]
+                           n=i, note="x" * 120) for i in range(offset, offset + batch_size)]
         assert store.append(batch) == batch_size
     appended_in = time.monotonic() - start
 
@@ -460,12 +460,7 @@ def test_streaming_read_of_200k_events_keeps_memory_flat(store):
     assert peak < holding_all / 20, (peak, holding_all)
 
 
-# SQLite specifics
-
-
-@pytest.fixture
-def sqlite_url(tmp_path):
-    return f"sqlite:///{tmp_path / 'nested' / 'deeper' / 'events.db'}"
+# SQLite specifics (the `sqlite_url` fixture: a store whose folders do not exist yet)
 
 
 def test_sqlite_creates_folders_and_uses_wal_with_full_sync(sqlite_url, tmp_path):
@@ -525,14 +520,7 @@ def test_sqlite_connections_per_thread_are_closed_on_close(sqlite_url):
         store.count()
 
 
-# EventStoreDB specifics
-
-
-@pytest.fixture
-def esdb_store_url(request):
-    from tests.conftest import unique, with_stream_prefix
-
-    return with_stream_prefix(request.getfixturevalue("esdb_base_url"), unique("t") + "-")
+# EventStoreDB specifics (the `esdb_store_url` fixture: an empty store on the test EventStoreDB)
 
 
 @pytest.mark.esdb

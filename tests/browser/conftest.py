@@ -6,19 +6,18 @@ Screenshots go to `<--output>/screenshots/<page>.png` (default test-results/scre
 """
 from __future__ import annotations
 
-import sys
-import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-import pika
 import pytest
+from playwright.sync_api import Page
 
-from eventreplay.broker import ArchiveTopology
-from tests.browser.system import Server, base_env, publish_simulated, start_api, start_ui
-from tests.conftest import unique
+from tests.browser.screens import DESKTOP
+from tests.browser.system import System, wait_archived
+from tests.support.amqp import declared_archive, publish_simulated
+from tests.support.ingest import consumer_env
+from tests.support.names import archive_names, unique
+from tests.support.processes import consumer_program, start_api, start_ui
 
 SIMULATED_EVENTS = 3000  # enough for every type, paging, and a rate-limited replay long enough to cancel
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,61 +41,42 @@ def screenshots(pytestconfig) -> Path:
     return folder
 
 
-@dataclass
-class System:
-    ui: str
-    api: str
-    api_key: str
-    amqp_url: str
-    exchange: str  # the archived exchange: publish here and the running consumer stores it
-    counts: dict[str, int]
-
-
-def _wait_archived(api_url: str, expected: int, consumer: Server, timeout: float = 60.0) -> dict[str, int]:
-    deadline = time.monotonic() + timeout
-    counts: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        counts = {t["event_type"]: t["count"] for t in httpx.get(f"{api_url}/event-types", timeout=5).json()}
-        if sum(counts.values()) >= expected:
-            return counts
-        if consumer.process.poll() is not None:
-            raise RuntimeError(f"the consumer exited:\n{consumer.log()}")
-        time.sleep(0.2)
-    raise RuntimeError(f"the consumer archived {sum(counts.values())} of {expected} events in {timeout} s:\n{consumer.log()}")
-
-
 @pytest.fixture(scope="session")
 def system(amqp_url, tmp_path_factory) -> System:
     folder = tmp_path_factory.mktemp("ui-browser")
     store_url = f"sqlite:///{folder / 'events.db'}"
-    tag = unique("ui")
-    topology = ArchiveTopology(f"{tag}-exchange", f"{tag}-archive", f"{tag}-archive.dead-letter")
-    # Short-lived connections: an idle BlockingConnection kept for the whole session sends no
-    # heartbeats, and the broker drops it before teardown.
-    with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
-        topology.declare(connection.channel())  # bound before the first event is published
+    names = archive_names(unique("ui"))
     api_key = "browser-test-" + uuid.uuid4().hex
-
-    consumer = Server(
-        "consumer", [sys.executable, "consumer.py"],
-        base_env(EVENT_STORE_URL=store_url, AMQP_URL=amqp_url, EXCHANGE=topology.exchange,
-                 ARCHIVE_QUEUE=topology.queue, DEAD_LETTER_QUEUE=topology.dead_letter_queue),
-        port=0, log_path=folder / "consumer.log")
+    consumer = consumer_program(consumer_env(amqp_url, store_url, names, LOG_LEVEL="WARNING"), folder / "consumer.log")
     api = ui = None
-    try:
-        api = start_api(store_url, amqp_url, api_key, folder)
-        consumer.launch()
-        publish_simulated(amqp_url, topology.exchange, SIMULATED_EVENTS, seed=4242)
-        counts = _wait_archived(api.url, SIMULATED_EVENTS, consumer)
-        ui = start_ui(api.url, api_key, folder)
-        yield System(ui=ui.url, api=api.url, api_key=api_key, amqp_url=amqp_url, exchange=topology.exchange,
-                     counts=counts)
-    finally:
-        for server in (ui, api, consumer):
-            if server is not None:
-                server.stop()
-        with pika.BlockingConnection(pika.URLParameters(amqp_url)) as connection:
-            channel = connection.channel()
-            for queue in (topology.queue, topology.dead_letter_queue):
-                channel.queue_delete(queue)
-            channel.exchange_delete(topology.exchange)
+    # the archive is bound before the first event is published
+    with declared_archive(amqp_url, names):
+        try:
+            api = start_api(store_url, amqp_url, folder / "replay-api.log", api_key=api_key)
+            consumer.start()
+            publish_simulated(amqp_url, names["exchange"], SIMULATED_EVENTS, seed=4242)
+            counts = wait_archived(api.url, SIMULATED_EVENTS, consumer)
+            ui = start_ui(api.url, folder / "management-ui.log", api_key=api_key, secret_key="browser-test-secret")
+            yield System(ui=ui.url, api=api.url, api_key=api_key, amqp_url=amqp_url, exchange=names["exchange"],
+                         counts=counts)
+        finally:
+            for server in (ui, api, consumer):
+                if server is not None:
+                    server.stop()
+
+
+@pytest.fixture
+def page(page: Page, system) -> Page:
+    """A desktop-sized page that fails the test on any script error or refused resource."""
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+    # console errors: script errors and CSP refusals. A page answered 4xx on purpose (a refused
+    # form) is logged there too: resource failures are checked by type below instead.
+    page.on("console", lambda message: problems.append(f"console: {message.text}")
+            if message.type == "error" and not message.text.startswith("Failed to load resource") else None)
+    page.on("response", lambda response: problems.append(f"{response.status} for {response.url}")
+            if response.status >= 400 and response.request.resource_type != "document" else None)
+    page.set_viewport_size(DESKTOP)
+    page.set_default_timeout(15_000)
+    yield page
+    assert not problems, problems

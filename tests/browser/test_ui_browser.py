@@ -10,17 +10,15 @@ import json
 import re
 
 import httpx
-import pika
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.system import publish_simulated
-from tests.conftest import unique
+from tests.browser.screens import shot
+from tests.support.amqp import delete_queue, drain, publish_simulated
+from tests.support.names import unique
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
 JOB_URL = re.compile(r"/replays/([0-9a-f-]{36})$")
 
 
@@ -28,48 +26,19 @@ def number(value: int) -> str:
     return f"{value:,}".replace(",", "\u202f")
 
 
-@pytest.fixture
-def page(page: Page, system) -> Page:
-    """A desktop-sized page that fails the test on any script error or refused resource."""
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    # console errors: script errors and CSP refusals. A page answered 4xx on purpose (a refused
-    # form) is logged there too: resource failures are checked by type below instead.
-    page.on("console", lambda message: problems.append(f"console: {message.text}")
-            if message.type == "error" and not message.text.startswith("Failed to load resource") else None)
-    page.on("response", lambda response: problems.append(f"{response.status} for {response.url}")
-            if response.status >= 400 and response.request.resource_type != "document" else None)
-    page.set_viewport_size(DESKTOP)
-    page.set_default_timeout(15_000)
-    yield page
-    assert not problems, problems
+def fill_replay_form(page: Page, system, event_type: str, queue: str) -> None:
+    """The overview's replay form with a type, a target queue and "Create the queue if missing"."""
+    page.goto(system.ui + "/")
+    page.get_by_label("Event type", exact=True).fill(event_type)
+    page.get_by_label("Target queue").fill(queue)
+    page.get_by_label("Create the queue if missing").check()
 
 
-def shot(page: Page, folder, name: str, phone: bool = False) -> None:
-    if phone:
-        page.set_viewport_size(PHONE)
-        # nothing may stick out sideways at phone width
-        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], name
-    page.screenshot(path=folder / f"{name}.png", full_page=True)
-    if phone:
-        page.set_viewport_size(DESKTOP)
-
-
-def pika_channel(amqp_url: str):
-    return pika.BlockingConnection(pika.URLParameters(amqp_url)).channel()
-
-
-def queue_messages(amqp, queue: str) -> list[tuple]:
-    channel = amqp.channel()
-    messages = []
-    while True:
-        method, properties, body = channel.basic_get(queue, auto_ack=True)
-        if method is None:
-            break
-        messages.append((properties, body))
-    channel.queue_delete(queue)
-    channel.close()
-    return messages
+def post_replay_form(page: Page) -> int:
+    """Click "Start replay"; the status the form's POST was answered with."""
+    with page.expect_response(lambda r: r.request.method == "POST") as posted:
+        page.get_by_role("button", name="Start replay").click()
+    return posted.value.status
 
 
 def test_overview_shows_the_archive_with_live_counts(page: Page, system, screenshots):
@@ -99,9 +68,7 @@ def test_overview_shows_the_archive_with_live_counts(page: Page, system, screens
     expect(row.get_by_role("link")).to_have_attribute("href", f"/replays/{response.json()['id']}")
     shot(page, screenshots, "overview")
     shot(page, screenshots, "overview-phone", phone=True)
-    channel = pika_channel(system.amqp_url)
-    channel.queue_delete(queue)
-    channel.connection.close()
+    delete_queue(system.amqp_url, queue)
 
 
 def test_field_errors_are_shown_beside_the_fields(page: Page, system, screenshots):
@@ -127,9 +94,7 @@ def test_all_event_types_and_a_routing_key_without_an_exchange(page: Page, syste
     page.get_by_label("Target queue").fill(queue)
     page.get_by_text("More options").click()
     page.get_by_label("Routing key").fill("order-events")
-    with page.expect_response(lambda r: r.request.method == "POST") as posted:
-        page.get_by_role("button", name="Start replay").click()
-    assert posted.value.status == 422
+    assert post_replay_form(page) == 422
     # the routing key is not dropped: it is named beside its field, which stays in view
     expect(page.locator("#routing_key-error")).to_have_text(
         "A routing key goes with a target exchange; leave it empty for a queue.")
@@ -145,14 +110,11 @@ def test_all_event_types_and_a_routing_key_without_an_exchange(page: Page, syste
     expect(page.locator("[data-preview-count]")).to_have_text(number(sum(system.counts.values())))
 
 
-def test_choose_a_type_preview_start_and_watch_it_complete(page: Page, system, screenshots, amqp):
+def test_choose_a_type_preview_start_and_watch_it_complete(page: Page, system, screenshots):
     event_type = "OrderPlaced"
     expected = system.counts[event_type]
     queue = unique("ui-browser")
-    page.goto(system.ui + "/")
-    page.get_by_label("Event type", exact=True).fill(event_type)
-    page.get_by_label("Target queue").fill(queue)
-    page.get_by_label("Create the queue if missing").check()
+    fill_replay_form(page, system, event_type, queue)
 
     page.get_by_role("button", name="Preview").click()
     expect(page.locator("[data-preview-count]")).to_have_text(number(expected))
@@ -179,10 +141,11 @@ def test_choose_a_type_preview_start_and_watch_it_complete(page: Page, system, s
     shot(page, screenshots, "replay-completed")
     shot(page, screenshots, "replay-completed-phone", phone=True)
 
-    messages = queue_messages(amqp, queue)
+    messages = drain(system.amqp_url, queue)
+    delete_queue(system.amqp_url, queue)
     assert len(messages) == expected
-    assert {json.loads(body)["event_type"] for _, body in messages} == {event_type}
-    assert {props.headers["x-replay-id"] for props, _ in messages} == {job_id}
+    assert {json.loads(body)["event_type"] for _, _, body in messages} == {event_type}
+    assert {props.headers["x-replay-id"] for _, props, _ in messages} == {job_id}
 
     page.goto(system.ui + "/replays/")
     expect(page).to_have_title("Replays · Event Replay")
@@ -191,13 +154,10 @@ def test_choose_a_type_preview_start_and_watch_it_complete(page: Page, system, s
     expect(row.locator('[data-field="percent_text"]')).to_have_text("100%")
 
 
-def test_cancel_a_long_replay_from_the_replays_page(page: Page, system, screenshots, amqp):
+def test_cancel_a_long_replay_from_the_replays_page(page: Page, system, screenshots):
     event_type = max(system.counts, key=system.counts.get)
     queue = unique("ui-long")
-    page.goto(system.ui + "/")
-    page.get_by_label("Event type", exact=True).fill(event_type)
-    page.get_by_label("Target queue").fill(queue)
-    page.get_by_label("Create the queue if missing").check()
+    fill_replay_form(page, system, event_type, queue)
     page.get_by_text("More options").click()
     page.get_by_label("Rate (events/s)").fill("25")
     page.get_by_role("button", name="Start replay").click()
@@ -220,21 +180,14 @@ def test_cancel_a_long_replay_from_the_replays_page(page: Page, system, screensh
         shot(page, screenshots, "replays-phone", phone=True)
     finally:
         httpx.post(f"{system.api}/replays/{job_id}/cancel", headers={"X-API-Key": system.api_key}, timeout=5)
-        channel = amqp.channel()
-        channel.queue_delete(queue)
-        channel.close()
+        delete_queue(system.amqp_url, queue)
 
 
 def test_a_form_posted_without_its_csrf_token_is_refused(page: Page, system, screenshots):
     queue = unique("ui-csrf")
-    page.goto(system.ui + "/")
-    page.get_by_label("Event type", exact=True).fill("OrderPlaced")
-    page.get_by_label("Target queue").fill(queue)
-    page.get_by_label("Create the queue if missing").check()
+    fill_replay_form(page, system, "OrderPlaced", queue)
     page.locator("form.replay-form input[name=csrf_token]").evaluate("input => input.remove()")
-    with page.expect_response(lambda r: r.request.method == "POST") as posted:
-        page.get_by_role("button", name="Start replay").click()
-    assert posted.value.status == 400
+    assert post_replay_form(page) == 400
     expect(page).to_have_title("Form refused · Event Replay")
     expect(page.locator("main")).to_contain_text("security token is missing")
     jobs = httpx.get(f"{system.api}/replays", timeout=5).json()

@@ -1,4 +1,4 @@
-"""A RabbitMQ node of a test's own, for tests that restart or stop the broker for real.
+"""A RabbitMQ node of the test session's own, for tests that restart or stop the broker for real.
 
 The shared node (`task start_services`, AMQP_URL) serves every other test; a test that stops its
 broker must not take that one away from them. `PrivateBroker` starts another node of the Debian
@@ -8,32 +8,25 @@ broker application: every connection drops, durable queues and persistent messag
 """
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pika
 
 from services.config import Config
 from services.rabbitmq import LocalNode
-from tests.waiting import wait_for
-
-
-def free_tcp_port() -> int:
-    """A port nothing listens on now (the OS picks it)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.support.processes import free_port
+from tests.support.waiting import wait_for
 
 
 class PrivateBroker:
     def __init__(self, run_dir: Path):
-        amqp_port = free_tcp_port()
+        amqp_port = free_port()
         self.amqp_url = f"amqp://guest:guest@127.0.0.1:{amqp_port}/%2F"
-        self.management_port = free_tcp_port()
+        self.management_port = free_port()
         config = Config(
             amqp_url=self.amqp_url, amqp_host="127.0.0.1", amqp_port=amqp_port, amqp_user="guest",
             amqp_password="guest", amqp_vhost="/", management_port=self.management_port,
-            dist_port=free_tcp_port(), run_dir=run_dir, run_dir_setting=str(run_dir),
+            dist_port=free_port(), run_dir=run_dir, run_dir_setting=str(run_dir),
             api_host="127.0.0.1", api_port=0, ui_host="127.0.0.1", ui_port=0,
         )
         self.node = LocalNode(config)
