@@ -1,227 +1,381 @@
-"""Ingestion benchmark: events/s from the first publish until all are stored, per store backend,
-beside the raw pika ceiling (plain consume with the same prefetch and multiple-acks, nothing
-stored) measured in the same run.
+"""Ingestion benchmark: how fast the archive consumer stores what waits in its queue, beside a raw
+pika drain of the same messages that stores nothing, measured in the same run.
 
-    .venv/bin/python bench/ingest.py --events 20000
-    .venv/bin/python bench/ingest.py --events 20000 --backlog   # consume a full queue instead
+    .venv/bin/python bench/ingest.py                    # backlog of 20,000 events, 1 consumer, 3 runs
+    .venv/bin/python bench/ingest.py --consumers 3      # 3 competing consumer processes
+    .venv/bin/python bench/ingest.py --live             # from the first publish instead
+    .venv/bin/python bench/ingest.py --in-process       # ArchiveConsumer in a thread (for profiling)
 
-The publisher runs in a separate process (the simulator's publish_events with confirms), so that it
-does not share the consumer's GIL. Each run gets a fresh exchange and queues, deleted afterwards.
-SQLite writes a temporary file; EventStoreDB is measured when ESDB_URL is set (in a stream prefix
-of its own). Settings (AMQP_URL, BATCH_SIZE, BATCH_MAX_LATENCY_MS, PREFETCH) come from the
-environment and .env as for the consumer, or from the options.
+What is measured, one row per run (`--repeat`, default 3) plus the median. Every measurement gets a
+fresh exchange and queues (deleted afterwards) and a fresh store: a temporary SQLite file always, and
+EventStoreDB when ESDB_URL is set (in a stream prefix of its own; the development emulator is a slow
+stand-in, compare it only relatively).
+
+- Backlog (default): --events persistent simulator events (EventFactory bodies, properties and
+  routing keys) are published to the exchange with confirms first, untimed, so they wait in the
+  archive queue; a second of quiet lets the broker finish writing them. Then K `python consumer.py` processes start (the command users run, settings in the
+  environment). The clock starts when a passive declare on the archive queue shows K consumers
+  attached (with K > 1 the first one may have started earlier: the events already stored then are
+  left out of the count, and the spread between the first and the K-th attach is shown). It stops
+  when the store holds all N events: for SQLite the benchmark asks the store for its last position
+  every 5 ms (one index lookup) and confirms with count() once it reaches N; for EventStoreDB it
+  reads, every 20 ms, only the events after the last one it saw.
+- Ceiling: one raw pika consumer in a child process (prefetch 1000, basic_ack multiple every 500,
+  nothing stored) drains the same backlog; the clock starts the same way (consumer count 1) and
+  stops when it has received the N-th message and acked it. One drain also when K > 1: K consumers
+  are compared with what one plain connection takes out of the queue.
+- `--live`: the consumers (or the raw drain) attach first to an empty queue; a publisher process (the
+  simulator's publish_events with confirms, as fast as the broker confirms) then sends the N events,
+  and the clock runs from its first publish until all are stored (or drained). The publisher's own
+  time is shown: in this mode it bounds the rate.
 """
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import os
 import sys
 import tempfile
 import threading
 import time
-import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pika  # noqa: E402
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
+import harness  # noqa: E402  (puts the project on sys.path)
+from harness import BrokerProbe, Column, ProjectProcess, unique, wait_until  # noqa: E402
 
-from eventreplay.broker import ArchiveTopology, ConfirmedPublisher  # noqa: E402
+from eventreplay.broker import ArchiveTopology, ConfirmedPublisher, close_quietly, connect  # noqa: E402
 from eventreplay.ingest import ArchiveConsumer  # noqa: E402
 from eventreplay.logs import configure_logging  # noqa: E402
 from eventreplay.settings import Settings, get_settings  # noqa: E402
-from eventreplay.simulator import EventFactory, publish_events  # noqa: E402
-from eventreplay.store import open_store  # noqa: E402
+from eventreplay.simulator import OutgoingEvent, publish_events  # noqa: E402
+from eventreplay.store import EventQuery, open_store  # noqa: E402
 
-SEED = 2024
-TIMEOUT = 600.0
+RAW_PREFETCH = 1000
+RAW_ACK_EVERY = 500
+ATTACH_POLL = 0.002  # seconds between looks at the consumer count while waiting for the start
+ESDB_POLL = 0.02  # reading new events from EventStoreDB costs more than a SQLite lookup
 
 
-# the publisher process -------------------------------------------------------------------------
-def _publisher(amqp_url: str, exchange: str, events: int, ready, go, done) -> None:
-    batch = EventFactory(seed=SEED).take(events)  # made before the clock starts
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    publisher = ConfirmedPublisher(connection)
-    ready.set()
-    go.wait()
-    report = publish_events(publisher, batch, exchange=exchange, mandatory=True)
-    connection.close()
-    done.put((report.confirmed, report.elapsed))
+@dataclass(frozen=True)
+class Names:
+    """A run's own exchange and queues."""
+
+    exchange: str
+    queue: str
+    dead_letters: str
+
+    @classmethod
+    def fresh(cls) -> "Names":
+        tag = unique("bench-ingest")
+        return cls(f"{tag}-exchange", f"{tag}-archive", f"{tag}-archive.dead-letter")
+
+    @property
+    def topology(self) -> ArchiveTopology:
+        return ArchiveTopology(self.exchange, self.queue, self.dead_letters)
 
 
 @dataclass
-class Run:
-    name: str
-    events: int
-    seconds: float
-    publish_seconds: float
+class Bench:
+    settings: Settings
+    events: list[OutgoingEvent]
+    probe: BrokerProbe
+    folder: Path
+    consumers: int = 1
+    live: bool = False
+    in_process: bool = False
+    overrides: dict[str, int] = field(default_factory=dict)  # BATCH_SIZE etc. given as options
 
     @property
-    def rate(self) -> float:
-        return self.events / self.seconds
+    def n(self) -> int:
+        return len(self.events)
 
 
-class Bench:
-    def __init__(self, settings: Settings, events: int, backlog: bool):
-        self.settings, self.events, self.backlog = settings, events, backlog
-        self.spawn = multiprocessing.get_context("spawn")
-
-    def names(self) -> Settings:
-        tag = f"bench-{uuid.uuid4().hex[:10]}"
-        return self.settings.model_copy(update={
-            "exchange": f"{tag}-exchange", "archive_queue": f"{tag}-archive",
-            "dead_letter_queue": f"{tag}-archive.dead-letter",
-        })
-
-    def measure(self, name: str, consume) -> Run:
-        """`consume(settings, done_event)` starts consuming in a thread and returns (is_finished, stop)."""
-        settings = self.names()
-        topology = ArchiveTopology(settings.exchange, settings.archive_queue, settings.dead_letter_queue)
-        connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
-        topology.declare(connection.channel())
-        ready, go, done = self.spawn.Event(), self.spawn.Event(), self.spawn.Queue()
-        child = self.spawn.Process(
-            target=_publisher, args=(settings.amqp_url, settings.exchange, self.events, ready, go, done)
-        )
-        child.start()
-        try:
-            if not ready.wait(120):
-                raise RuntimeError("the publisher process did not start")
-            if self.backlog:  # fill the queue first; the clock starts with consuming
-                go.set()
-                confirmed, publish_seconds = done.get(timeout=TIMEOUT)
-                started = time.monotonic()
-                finished, stop = consume(settings)
-            else:
-                finished, stop = consume(settings)  # attached before the first publish
-                started = time.monotonic()
-                go.set()
-            deadline = started + TIMEOUT
-            while not finished():
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{name}: not all {self.events} events consumed in {TIMEOUT:.0f} s")
-                time.sleep(0.002)
-            seconds = time.monotonic() - started
-            stop()
-            if not self.backlog:
-                confirmed, publish_seconds = done.get(timeout=60)
-            assert confirmed == self.events, (confirmed, self.events)
-            return Run(name, self.events, seconds, publish_seconds)
-        finally:
-            child.join(timeout=30)
-            channel = connection.channel()
-            for queue in (settings.archive_queue, settings.dead_letter_queue):
-                channel.queue_delete(queue)
-            channel.exchange_delete(settings.exchange)
-            connection.close()
-
-    # what is measured ------------------------------------------------------------------------
-    def raw_ceiling(self) -> Run:
-        def consume(settings: Settings):
-            counted, stopping, attached = [0], threading.Event(), threading.Event()
-            every = settings.batch_size
-
-            def run() -> None:
-                connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
-                channel = connection.channel()
-                channel.basic_qos(prefetch_count=settings.prefetch)
-
-                def on_message(ch, method, _properties, _body) -> None:
-                    counted[0] += 1
-                    if counted[0] % every == 0 or counted[0] == self.events:
-                        ch.basic_ack(method.delivery_tag, multiple=True)
-
-                channel.basic_consume(settings.archive_queue, on_message)
-                attached.set()
-                while not stopping.is_set():
-                    connection.process_data_events(time_limit=0.05)
-                connection.close()
-
-            thread = threading.Thread(target=run, daemon=True)
-            thread.start()
-            attached.wait(30)
-            return (lambda: counted[0] >= self.events), (lambda: (stopping.set(), thread.join(30)))
-
-        return self.measure("raw pika (nothing stored)", consume)
-
-    def ingest(self, name: str, store_url: str) -> Run:
-        store = open_store(store_url)
-
-        def consume(settings: Settings):
-            consumer = ArchiveConsumer(settings.model_copy(update={"event_store_url": store_url}), store,
-                                       summary_every=3600)
-            thread = threading.Thread(target=consumer.run, daemon=True)
-            thread.start()
-            consumer.consuming.wait(30)
-
-            def stop() -> None:
-                consumer.stop()
-                thread.join(60)
-
-            return (lambda: consumer.stats.stored >= self.events), stop
-
-        try:
-            run = self.measure(name, consume)
-            stored = store.count()
-            assert stored == self.events, f"{name}: {stored} stored, expected {self.events}"
-            return run
-        finally:
-            store.close()
+# publishing -----------------------------------------------------------------------------------------
+def publish_backlog(amqp_url: str, exchange: str, events: list[OutgoingEvent]) -> None:
+    """Fill the archive queue before any clock: every event confirmed, as a publisher would send it."""
+    connection = connect(amqp_url, client_name="bench-backlog-publisher")
+    try:
+        report = publish_events(ConfirmedPublisher(connection), events, exchange=exchange, mandatory=True)
+    finally:
+        close_quietly(connection)
+    if report.confirmed != len(events):
+        raise RuntimeError(f"only {report.confirmed} of {len(events)} backlog events confirmed")
 
 
-def with_stream_prefix(esdb_url: str, prefix: str) -> str:
-    parts = urlsplit(esdb_url)
-    query = parse_qsl(parts.query, keep_blank_values=True) + [("streamPrefix", prefix)]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+def _live_publisher(amqp_url: str, exchange: str, count: int, ready, go, report) -> None:
+    """Child process (--live): the events are made and the connection opened before `go`; reports
+    the monotonic time of the first publish, the confirmed count and the publisher's own seconds."""
+    events = harness.simulated_events(count)
+    connection = connect(amqp_url, client_name="bench-live-publisher")
+    publisher = ConfirmedPublisher(connection)
+    ready.set()
+    go.wait()
+    first = time.monotonic()
+    result = publish_events(publisher, events, exchange=exchange, mandatory=True)
+    report.put((first, result.confirmed, result.elapsed))
+    close_quietly(connection)
 
 
-def main(
-    events: int = typer.Option(20_000, min=1, help="Events per run."),
-    batch_size: int = typer.Option(None, help="BATCH_SIZE for this run (default: settings)."),
-    prefetch: int = typer.Option(None, help="PREFETCH for this run (default: settings)."),
-    latency_ms: int = typer.Option(None, help="BATCH_MAX_LATENCY_MS for this run (default: settings)."),
-    backlog: bool = typer.Option(False, help="Publish everything first, then time consuming only."),
-    repeat: int = typer.Option(3, min=1, help="Runs per row; the fastest is shown (a shared machine is noisy)."),
-) -> None:
-    """Measure ingestion per backend beside the raw pika ceiling."""
+# the consumers ----------------------------------------------------------------------------------------
+def _raw_drain(amqp_url: str, queue: str, count: int, report) -> None:
+    """Child process: the ceiling. Takes `count` messages with prefetch RAW_PREFETCH, acks multiple
+    every RAW_ACK_EVERY and at the last one, stores nothing; reports when the last was acked."""
+    connection = connect(amqp_url, client_name="bench-raw-drain")
+    channel = connection.channel()
+    channel.basic_qos(prefetch_count=RAW_PREFETCH)
+    received = 0
+
+    def on_message(ch, method, _properties, _body) -> None:
+        nonlocal received
+        received += 1
+        if received % RAW_ACK_EVERY == 0 or received == count:
+            ch.basic_ack(method.delivery_tag, multiple=True)  # BlockingChannel sends it at once
+        if received == count:
+            report.put(time.monotonic())
+            ch.stop_consuming()
+
+    channel.basic_consume(queue, on_message)
+    channel.start_consuming()
+    close_quietly(connection)
+
+
+class ChildProcess:
+    """A multiprocessing child with the check()/stop() of a ProjectProcess."""
+
+    def __init__(self, target, args: tuple):
+        self.process = multiprocessing.get_context("spawn").Process(target=target, args=args, daemon=True)
+        self.process.start()
+
+    def check(self) -> None:
+        if self.process.exitcode not in (None, 0):
+            raise RuntimeError(f"{self.process.name} exited with code {self.process.exitcode}")
+
+    def stop(self) -> None:
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(10)
+
+
+class InProcessConsumer:
+    """--in-process: the ArchiveConsumer in a thread of this process (the old way, handy under a
+    profiler), with the check()/stop() of a ProjectProcess."""
+
+    def __init__(self, settings: Settings, store_url: str):
+        self.store = open_store(store_url)
+        self.consumer = ArchiveConsumer(settings.model_copy(update={"event_store_url": store_url}), self.store,
+                                        summary_every=3600)
+        self.thread = threading.Thread(target=self.consumer.run, daemon=True)
+        self.thread.start()
+
+    def check(self) -> None:
+        if not self.thread.is_alive():
+            raise RuntimeError("the in-process consumer stopped")
+
+    def stop(self) -> None:
+        self.consumer.stop()
+        self.thread.join(60)
+        self.store.close()
+
+
+def start_consumers(bench: Bench, names: Names, store_url: str) -> list:
+    if bench.in_process:
+        update = {"exchange": names.exchange, "archive_queue": names.queue, "dead_letter_queue": names.dead_letters,
+                  **{key.lower(): value for key, value in bench.overrides.items()}}
+        return [InProcessConsumer(bench.settings.model_copy(update=update), store_url)]
+    env = {"EXCHANGE": names.exchange, "ARCHIVE_QUEUE": names.queue, "DEAD_LETTER_QUEUE": names.dead_letters,
+           "EVENT_STORE_URL": store_url, **{key: str(value) for key, value in bench.overrides.items()}}
+    return [ProjectProcess("consumer.py", env, bench.folder / f"{names.queue}-{i}.log")
+            for i in range(bench.consumers)]
+
+
+def check_all(children: list) -> None:
+    for child in children:
+        child.check()
+
+
+# watching the store -------------------------------------------------------------------------------------
+class StoredCount:
+    """Asks the store whether it holds N events, cheaply enough to ask every few ms while consumers
+    write (see the module docstring)."""
+
+    def __init__(self, store_url: str):
+        self.store = open_store(store_url)
+        self.sqlite = store_url.startswith("sqlite:")
+        self.every = harness.POLL if self.sqlite else ESDB_POLL
+        self._seen, self._after = 0, None
+
+    def now(self) -> int:
+        """Events stored so far (for SQLite an upper bound: the last position)."""
+        if self.sqlite:
+            return self.store.last_position()
+        for event in self.store.read(EventQuery(after_position=self._after)):
+            self._seen, self._after = self._seen + 1, event.position
+        return self._seen
+
+    def reached(self, n: int) -> bool:
+        return self.now() >= n and (not self.sqlite or self.store.count() >= n)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+# one measurement -------------------------------------------------------------------------------------------
+def attach_times(bench: Bench, queue: str, children: list) -> list[float]:
+    """The monotonic times at which the queue first showed 1, 2, ... len(children) consumers."""
+    return [wait_until(lambda k=k: bench.probe.consumers(queue) >= k, f"{k} consumer(s) attached",
+                       every=ATTACH_POLL, timeout=120, check=lambda: check_all(children))
+            for k in range(1, len(children) + 1)]
+
+
+def measure(bench: Bench, store_url: str | None) -> dict:
+    """One backend (store_url) or the raw drain (None) on fresh names and a fresh store: seconds s,
+    rate, and spread/head (backlog) or publish_s (live)."""
+    names = Names.fresh()
+    names.topology.declare(bench.probe.channel)
+    counter = StoredCount(store_url) if store_url else None
+    children: list = []
+    try:
+        if not bench.live:
+            publish_backlog(bench.settings.amqp_url, names.exchange, bench.events)
+        time.sleep(harness.SETTLE)
+        if counter:
+            children = start_consumers(bench, names, store_url)
+
+            def finished() -> float:
+                return wait_until(lambda: counter.reached(bench.n), f"{bench.n} events stored",
+                                  every=counter.every, check=lambda: check_all(children))
+        else:
+            report = multiprocessing.get_context("spawn").Queue()
+            children = [ChildProcess(_raw_drain, (bench.settings.amqp_url, names.queue, bench.n, report))]
+
+            def finished() -> float:
+                return report.get(timeout=harness.TIMEOUT)
+        attached = attach_times(bench, names.queue, children)
+        run = {"spread": attached[-1] - attached[0], "head": 0}
+        if bench.live:
+            publisher_report = start_live_publisher(bench, names, children)
+            ended = finished()
+            started, run["publish_s"] = publisher_report()
+        else:
+            started, run["head"] = attached[-1], counter.now() if counter else 0
+            ended = finished()
+        run["s"] = ended - started
+        run["rate"] = (bench.n - run["head"]) / run["s"]
+        if counter and counter.sqlite and counter.store.count() != bench.n:
+            raise RuntimeError(f"the store holds {counter.store.count()} events, expected {bench.n}")
+        return run
+    finally:
+        harness.cleanup(*(child.stop for child in children), *([counter.close] if counter else []),
+                        lambda: bench.probe.delete([names.queue, names.dead_letters], [names.exchange]))
+
+
+def start_live_publisher(bench: Bench, names: Names, children: list):
+    """--live: start the publisher process (the consumers are attached), let it go, and return a
+    function that waits for its report: (first publish time, publisher seconds). The report is read
+    only after the clock has stopped, so a slow report never delays the stop."""
+    spawn = multiprocessing.get_context("spawn")
+    ready, go, report = spawn.Event(), spawn.Event(), spawn.Queue()
+    publisher = ChildProcess(_live_publisher, (bench.settings.amqp_url, names.exchange, bench.n, ready, go, report))
+    children.append(publisher)
+    wait_until(ready.is_set, "the publisher to be ready", timeout=300, every=0.05, check=publisher.check)
+    go.set()
+
+    def collect() -> tuple[float, float]:
+        first, confirmed, elapsed = report.get(timeout=harness.TIMEOUT)
+        if confirmed != bench.n:
+            raise RuntimeError(f"the publisher had {confirmed} of {bench.n} events confirmed")
+        return first, elapsed
+
+    return collect
+
+
+def one_run(bench: Bench, esdb_url: str | None) -> dict:
+    """Raw drain, SQLite, then EventStoreDB: one row of the table."""
+    run = {f"raw_{key}": value for key, value in measure(bench, None).items()}
+    with tempfile.TemporaryDirectory(prefix="store-", dir=bench.folder) as folder:
+        run.update({f"sqlite_{key}": value for key, value in measure(bench, harness.sqlite_url(folder)).items()})
+    run["sqlite_ratio"] = run["sqlite_rate"] / run["raw_rate"]
+    if esdb_url:
+        store_url = harness.with_stream_prefix(esdb_url, unique("bench-ingest") + "-")
+        run.update({f"esdb_{key}": value for key, value in measure(bench, store_url).items()})
+        run["esdb_ratio"] = run["esdb_rate"] / run["raw_rate"]
+    run["load"] = os.getloadavg()[0]
+    return run
+
+
+# output ---------------------------------------------------------------------------------------------------
+def columns(bench: Bench, esdb: bool) -> list[Column]:
+    backends = [("raw", "raw drain")] + [("sqlite", "SQLite")] + ([("esdb", "ESDB")] if esdb else [])
+    cols: list[Column] = []
+    for key, name in backends:
+        cols += [Column(f"{key}_s", f"{name} s", harness.seconds), Column(f"{key}_rate", f"{name} /s", harness.rate)]
+        if key != "raw":
+            cols.append(Column(f"{key}_ratio", f"{name}/raw", harness.share))
+        if bench.live:
+            cols.append(Column(f"{key}_publish_s", f"{name}: publisher s", harness.seconds))
+        elif bench.consumers > 1 and key != "raw":
+            cols += [Column(f"{key}_spread", f"{name} attach spread s", harness.seconds),
+                     Column(f"{key}_head", f"{name} stored before clock", harness.count)]
+    return cols + [Column("load", "load avg", lambda value: f"{value:.1f}")]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20_000, help="events per measurement")
+    parser.add_argument("--consumers", type=int, default=1, help="competing consumer processes on the queue")
+    parser.add_argument("--live", action="store_true", help="time from the first publish, consumers attached first")
+    parser.add_argument("--backlog", action="store_true", help="time draining a full queue (the default)")
+    parser.add_argument("--in-process", action="store_true", help="run the ArchiveConsumer in a thread here (1 consumer)")
+    parser.add_argument("--batch-size", type=int, help="BATCH_SIZE for the consumers (default: settings)")
+    parser.add_argument("--prefetch", type=int, help="PREFETCH for the consumers (default: settings)")
+    parser.add_argument("--latency-ms", type=int, help="BATCH_MAX_LATENCY_MS for the consumers (default: settings)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs; one row each plus the median")
+    args = parser.parse_args()
+    if args.live and args.backlog:
+        parser.error("--live and --backlog exclude each other")
+    if args.in_process and args.consumers != 1:
+        parser.error("--in-process runs one consumer")
+    if args.consumers < 1 or args.events < 1 or args.repeat < 1:
+        parser.error("--consumers, --events and --repeat must be at least 1")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     settings = get_settings()
     configure_logging("WARNING")
-    overrides = {k: v for k, v in {"batch_size": batch_size, "prefetch": prefetch,
-                                   "batch_max_latency_ms": latency_ms}.items() if v is not None}
-    settings = settings.model_copy(update=overrides)
-    bench = Bench(settings, events, backlog)
-    console = Console()
-    console.print(f"{events} events, batch {settings.batch_size}, prefetch {settings.prefetch}, "
-                  f"latency {settings.batch_max_latency_ms} ms, {'backlog' if backlog else 'live publishing'}")
-    def best(measure) -> Run:
-        return min((measure() for _ in range(repeat)), key=lambda run: run.seconds)
-
-    def sqlite_run() -> Run:
+    overrides = {name: value for name, value in (("BATCH_SIZE", args.batch_size), ("PREFETCH", args.prefetch),
+                                                 ("BATCH_MAX_LATENCY_MS", args.latency_ms)) if value is not None}
+    effective = settings.model_copy(update={key.lower(): value for key, value in overrides.items()})
+    esdb_url = os.environ.get("ESDB_URL")
+    out = harness.console()
+    events = harness.simulated_events(args.events)
+    probe = BrokerProbe(settings.amqp_url, "bench-ingest-probe")
+    try:
         with tempfile.TemporaryDirectory(prefix="bench-ingest-") as folder:
-            return bench.ingest("sqlite", f"sqlite:///{Path(folder) / 'events.db'}")
-
-    def esdb_run() -> Run:
-        prefix = f"bench-{uuid.uuid4().hex[:8]}-"  # a fresh, empty store each run
-        return bench.ingest("esdb", with_stream_prefix(os.environ["ESDB_URL"], prefix))
-
-    runs = [best(bench.raw_ceiling), best(sqlite_run)]
-    if os.environ.get("ESDB_URL"):
-        runs.append(best(esdb_run))
-    ceiling = runs[0].rate
-    table = Table(title="ingest: first publish -> all stored" if not backlog else "ingest: full queue -> all stored")
-    for column in ("backend", "events", "seconds", "events/s", "% of ceiling", "publish s"):
-        table.add_column(column, justify="left" if column == "backend" else "right")
-    for run in runs:
-        table.add_row(run.name, f"{run.events}", f"{run.seconds:.2f}", f"{run.rate:,.0f}",
-                      f"{100 * run.rate / ceiling:.0f}%", f"{run.publish_seconds:.2f}")
-    console.print(table)
-    console.print(f"fastest of {repeat} runs per row; 'publish s' is the publisher's own time")
+            bench = Bench(settings, events, probe, Path(folder), args.consumers, args.live, args.in_process, overrides)
+            runs = []
+            for number in range(1, args.repeat + 1):
+                runs.append(one_run(bench, esdb_url))
+                out.print(f"run {number}/{args.repeat}: SQLite {runs[-1]['sqlite_rate']:,.0f}/s, "
+                          f"raw drain {runs[-1]['raw_rate']:,.0f}/s (load average {runs[-1]['load']:.1f})")
+    finally:
+        probe.close()
+    how = "in-process ArchiveConsumer" if args.in_process else f"{args.consumers} consumer.py process(es)"
+    mode = "first publish -> all stored" if args.live else "backlog: consumers attached -> all stored"
+    title = f"ingest of {args.events:,} events, {mode}, vs a raw drain"
+    caption = (f"Project: {how}, batch {effective.batch_size}, prefetch {effective.prefetch}, "
+               f"{effective.batch_max_latency_ms} ms; raw drain: one pika consumer, prefetch {RAW_PREFETCH}, ack "
+               f"multiple every {RAW_ACK_EVERY}, nothing stored. "
+               f"Starts seen by passive declare every {ATTACH_POLL * 1000:.0f} ms; stores polled every "
+               f"{harness.POLL * 1000:.0f} ms (SQLite) / {ESDB_POLL * 1000:.0f} ms (ESDB); the raw drain stamps its "
+               "own last ack. X/raw = ratio of the rates within the run.")
+    out.print(harness.runs_table(title, columns(bench, bool(esdb_url)), [("", runs)], caption))
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    main()
