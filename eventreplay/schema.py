@@ -260,6 +260,14 @@ def read_json(data: bytes | str):
         raise ValueError(f"not usable JSON ({_first_line(error)})") from None
 
 
+def read_json_or_none(data: bytes | str) -> Any:
+    """The JSON value, or None for text that is not JSON (a payload match never matches it)."""
+    try:
+        return read_json(data)
+    except ValueError:
+        return None
+
+
 def dump_json(value: Any) -> bytes:
     """JSON bytes (UTF-8, not ASCII-escaped; unknown types as their str), by orjson, or by json for
     what orjson refuses (an integer beyond 64 bits)."""

@@ -26,6 +26,14 @@ class Settings(BaseSettings):
     prefetch: int = Field(2000, ge=1, le=65_535, description="unacked messages the consumer may hold")
     log_level: str = "INFO"
 
+    indexed_fields: str = Field(
+        "order_id,user_id,product_id",
+        description="top-level payload fields indexed at ingest (comma-separated; empty: none)",
+    )
+    retention: str = Field("", description="keep events this long (e.g. 90d, 12h; empty: forever)")
+    retention_by_type: str = Field("", description="per event type, e.g. UserLoggedIn=7d,ProductViewed=30d")
+    prune_interval_s: float = Field(3600.0, gt=0, description="how often the consumer applies the retention")
+
     replay_queue: str = Field(
         "replayed", description="durable queue the Replay API declares at startup as a ready replay target"
     )
@@ -60,6 +68,27 @@ class Settings(BaseSettings):
     rabbitmq_management_port: int = 15672
     rabbitmq_dist_port: int = 25672
     run_dir: Path = Path(".run")
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        from eventreplay.retention import parse_duration
+
+        if value.strip():
+            parse_duration(value)
+        return value
+
+    @field_validator("retention_by_type")
+    @classmethod
+    def _retention_by_type(cls, value: str) -> str:
+        from eventreplay.retention import parse_by_type
+
+        parse_by_type(value)
+        return value
+
+    @property
+    def indexed_field_names(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(name.strip() for name in self.indexed_fields.split(",") if name.strip()))
 
     @field_validator("log_level")
     @classmethod

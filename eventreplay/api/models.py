@@ -97,7 +97,9 @@ class ReplayJobOut(BaseModel):
     state: JobState
     request: dict[str, Any] = Field(description="The request, as validated (unset fields left out).")
     target: str = Field(description="Where the events go, in words.")
-    matched: int = Field(description="Matching events (respecting `limit`), known once the job started.")
+    matched: int | None = Field(
+        description="Matching events (respecting `limit`), known once the job started; null while a job whose "
+        "payload match no index serves runs (it is counted by the read that replays the events).")
     published: int
     confirmed: int
     first_position: int | None
@@ -107,6 +109,9 @@ class ReplayJobOut(BaseModel):
     started_at: datetime | None
     ended_at: datetime | None
     error: str | None
+    notice: str | None = Field(
+        None, description="What the job cannot deliver although asked: events of its range the retention deleted.",
+    )
     reconnecting: str | None = Field(
         None, description="While a running job waits out a broker or store fault: why, and until when it keeps trying.",
     )
@@ -180,6 +185,24 @@ class EventTypeCount(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"event_type": "OrderPlaced", "count": 12}]})
     event_type: str
     count: int
+
+
+class IndexedFieldOut(BaseModel):
+    field: str
+    ready: bool = Field(description="False until `task reindex` has indexed the events stored before the field was.")
+
+
+class ArchiveOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "events": 120000, "oldest_event": "2024-02-01T00:00:03Z", "newest_event": "2024-05-01T12:00:00Z",
+        "pruned_before": "2024-02-01T00:00:00Z", "retention": "90 days for every type",
+        "indexed_fields": [{"field": "order_id", "ready": True}]}]})
+    events: int
+    oldest_event: datetime | None = Field(description="The oldest stored event's own timestamp.")
+    newest_event: datetime | None
+    pruned_before: datetime | None = Field(description="Events older than this were deleted by the retention.")
+    retention: str = Field(description="How long events are kept (RETENTION, RETENTION_BY_TYPE).")
+    indexed_fields: list[IndexedFieldOut]
 
 
 class Health(BaseModel):

@@ -10,6 +10,7 @@ import threading
 
 from eventreplay.ingest.consumer import ArchiveConsumer
 from eventreplay.logs import configure_logging
+from eventreplay.retention import Pruner, RetentionPolicy
 from eventreplay.retrying import Interrupted, RetryPolicy, one_line
 from eventreplay.settings import Settings, get_settings
 from eventreplay.store import EventStore, PersistenceError, StoreUnavailable, open_store
@@ -35,28 +36,45 @@ def main(settings: Settings | None = None) -> int:
         signal.signal(signum, on_signal)
 
     try:
-        store = _open_store(settings.event_store_url, stop)
+        store = _open_store(settings, stop)
     except PersistenceError as error:
         print(f"consumer: cannot use EVENT_STORE_URL: {one_line(error)}", file=sys.stderr)
         return EXIT_CONFIG
     if store is None:  # stopped while waiting for the store
         return 0
+    pruner = None
+    policy = RetentionPolicy.from_settings(settings)
     with store:
+        if not policy.keeps_everything:
+            pruner = Pruner(store, policy, settings.prune_interval_s)
+            pruner.start()
         consumer.append(ArchiveConsumer(settings, store))
-        if stop.is_set():
-            return 0
-        consumer[0].run()
+        if not stop.is_set():
+            consumer[0].run()
+        if pruner is not None:
+            pruner.stop()
+            pruner.join(timeout=30)
         if consumer[0].refused is not None:
             return EXIT_CONFIG  # run() logged why
     return 0
 
 
-def _open_store(url: str, stop: threading.Event) -> EventStore | None:
-    """The store, waiting while it is unavailable; a wrong URL raises at once."""
+def _open_store(settings: Settings, stop: threading.Event) -> EventStore | None:
+    """The store, waiting while it is unavailable, with the payload fields of INDEXED_FIELDS indexed
+    from now on; a wrong URL raises at once."""
     try:
         for attempt in RetryPolicy(interrupt=stop).retrying(StoreUnavailable, doing="open the event store"):
             with attempt:
-                return open_store(url)
+                store = open_store(settings.event_store_url)
+                try:
+                    store.index_fields(settings.indexed_field_names)
+                except BaseException:
+                    store.close()
+                    raise
     except Interrupted:
         return None
-    raise AssertionError("unreachable")
+    behind = [index.field for index in store.field_indexes() if not index.ready]
+    if behind:
+        log.warning("events stored before %s was indexed are not in its index yet: run `task reindex` (ingest "
+                    "goes on meanwhile; until then a match on it reads the archive)", ", ".join(behind))
+    return store

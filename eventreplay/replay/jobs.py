@@ -77,7 +77,9 @@ class ReplayJob(BaseModel):
     state: JobState = JobState.pending
     request: ReplaySpec
     target: str = ""
-    matched: int = 0
+    # Matching events (respecting `limit`); None while the job runs when counting them first would
+    # mean reading them all twice (a payload match no index serves): then known at the end.
+    matched: int | None = 0
     published: int = 0
     confirmed: int = 0
     first_position: int | None = None
@@ -89,6 +91,8 @@ class ReplayJob(BaseModel):
     error: str | None = None
     # While a running job waits out a broker or store fault: why, and until when it keeps trying.
     reconnecting: str | None = None
+    # What the job cannot deliver although asked: events of its range the retention deleted.
+    notice: str | None = None
     digest: str = EMPTY_DIGEST
     runs: int = 0  # how many times the job was started (1 + resumes)
     # The store's last position when the job first started: the job replays what was archived up

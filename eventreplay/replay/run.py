@@ -39,7 +39,7 @@ from eventreplay.replay.policy import RunPolicy
 from eventreplay.replay.progress import ReplayObserver, RunProgress
 from eventreplay.replay.read_ahead import read_ahead
 from eventreplay.replay.recorder import JobRecorder
-from eventreplay.replay.resume import confirms_after_earlier_runs
+from eventreplay.replay.preparing import prepare, remaining
 from eventreplay.replay.targets import TargetNotFound, TargetRefused, ensure_target
 from eventreplay.retrying import Interrupted, RetryPolicy, one_line
 from eventreplay.store.base import EventStore, PersistenceError, StoreUnavailable
@@ -116,6 +116,8 @@ class ReplayRun(threading.Thread):
             self._ending = True
         self.job.end(end, error=error)
         final = self.progress.refresh()
+        if end == JobState.completed and self.job.matched is None:
+            self.job.matched = self.progress.tracker.confirmed  # the one pass has counted them
         self.progress.report_metrics()
         if not self.recorder.finish(final):
             log.error("replay %s ended %s but its final state could not be recorded", self.job.id, end.value)
@@ -206,19 +208,10 @@ class ReplayRun(threading.Thread):
 
     # the steps ----------------------------------------------------------------------------------
     def _prepare(self) -> None:
-        """Fix the job's content (up_to_position), rebuild the earlier runs' digest, count."""
-        job, spec = self.job, self.job.request
-        if job.up_to_position is None:
-            self.progress.change(up_to_position=self.store.last_position())
-        if self.progress.tracker is None:
-            self.progress.tracker = confirms_after_earlier_runs(job, self.store)
-        remaining = self._remaining()
-        query = spec.query(after_position=job.last_position, limit=remaining, up_to_position=job.up_to_position)
-        self.progress.change(matched=job.confirmed + (self.store.count(query) if remaining != 0 else 0))
+        prepare(self.job, self.store, self.progress)
 
     def _remaining(self) -> int | None:
-        limit = self.job.request.limit
-        return None if limit is None else max(limit - self.progress.tracker.confirmed, 0)
+        return remaining(self.job, self.progress.tracker)
 
     def _publish_remaining(self) -> None:
         """One attempt: connect, publish every event after the last confirmed one, wait for the

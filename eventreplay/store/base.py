@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import abc
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 
 class PersistenceError(Exception):
@@ -47,6 +48,26 @@ class NewEvent:
     exchange: str
     received_at: datetime  # when the consumer received it, aware UTC
     properties: Mapping[str, Any] = field(default_factory=dict)  # AMQP properties, JSON-able; headers inside
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveSpan:
+    """What the archive holds: how many events, from when to when, and what retention removed."""
+
+    events: int
+    oldest: datetime | None  # the oldest stored event's own timestamp
+    newest: datetime | None
+    pruned_before: datetime | None  # events older than this were deleted by the retention (None: never)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldIndex:
+    """One indexed payload field: `ready` once events archived before it was indexed are in it too."""
+
+    field: str
+    ready: bool
+    backfilled_to: int  # position up to which events from before the field was indexed are in it
+    since_position: int  # events after this position were indexed as they were stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +147,39 @@ class EventStore(abc.ABC):
         for readiness checks. By default there is nothing to check: a store behind a server
         (EventStoreDB) keeps its data on the server's disk, which the client cannot see."""
 
+    # the archive over the years -------------------------------------------------------------
+    @abc.abstractmethod
+    def span(self) -> ArchiveSpan:
+        """How many events, the oldest and newest timestamps, the retention applied; cheap."""
+
+    @abc.abstractmethod
+    def prune(self, before: datetime, *, event_types: tuple[str, ...] | None = None,
+              except_types: tuple[str, ...] = (), stop: threading.Event | None = None) -> int:
+        """Delete the events whose timestamp is earlier than `before` (only `event_types` when
+        given, never `except_types`), in short transactions that never hold writers back for
+        long; counts and indexes stay exact. Returns how many were deleted."""
+
+    @abc.abstractmethod
+    def index_fields(self, fields: Sequence[str]) -> None:
+        """Index these top-level payload fields from now on, as events are stored (the writer's
+        INDEXED_FIELDS); events stored before become indexed by `reindex`."""
+
+    @abc.abstractmethod
+    def field_indexes(self) -> list[FieldIndex]:
+        """The payload fields indexed, and whether each index covers the whole archive."""
+
+    @abc.abstractmethod
+    def reindex(self, *, progress: Callable[[int, int], None] | None = None,
+                stop: threading.Event | None = None) -> int:
+        """Index the events stored before their fields were indexed, in short transactions
+        (ingest goes on), resumable: progress is kept in the store. `progress(done, total)`.
+        Returns how many events were indexed."""
+
+    def reads_everything(self, query: EventQuery) -> bool:
+        """True when counting this query would read every event in its range (a payload match no
+        index serves): callers that also read the events then count while reading instead."""
+        return bool(query.match)
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections; the store cannot be used afterwards."""
@@ -148,4 +202,6 @@ def _at_most(events: Iterator[StoredEvent], limit: int | None) -> Iterator[Store
             if count >= limit:
                 return
     finally:
-        events.close()
+        close = getattr(events, "close", None)  # a generator: its statement or stream ends now
+        if close is not None:
+            close()

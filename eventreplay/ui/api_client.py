@@ -123,6 +123,9 @@ class ReplayApiClient:
         params.append(("limit", limit))
         return self._json("GET", "/events", params=params)
 
+    def archive(self) -> dict[str, Any]:
+        return self._json("GET", "/archive")
+
     def get_event(self, event_id: str) -> dict[str, Any]:
         return self._json("GET", f"/events/{_segment(event_id)}")
 

@@ -9,7 +9,7 @@ from wtforms.fields.choices import SelectChoice
 
 from eventreplay.ui.api_client import ApiError, get_api
 from eventreplay.ui.forms import ActionForm, ReplayForm
-from eventreplay.ui.view_helpers import format_number, job_view
+from eventreplay.ui.view_helpers import format_number, format_when, job_view
 
 bp = Blueprint("overview", __name__)
 
@@ -19,7 +19,7 @@ RECENT_JOBS = 5
 def load_overview() -> dict[str, Any]:
     """Counts and readiness; each part fails on its own so one outage does not blank the page."""
     api = get_api()
-    data: dict[str, Any] = {"types": [], "total": None, "ready": None, "error": None}
+    data: dict[str, Any] = {"types": [], "total": None, "ready": None, "error": None, "archive": None}
     try:
         types = api.event_types()
         data["types"] = [{"event_type": str(t.get("event_type")), "count": int(t.get("count") or 0)} for t in types]
@@ -34,6 +34,10 @@ def load_overview() -> dict[str, Any]:
         data["ready"] = api.ready()
     except ApiError as error:
         data["ready"] = {"api": error.message}
+    try:
+        data["archive"] = api.archive()
+    except ApiError:
+        pass  # the counts above already say what is wrong
     return data
 
 
@@ -119,4 +123,7 @@ def overview_json():
     data = load_overview()
     data["chart"] = chart_rows(data["types"])
     data["total_text"] = format_number(data["total"])
+    if data["archive"]:
+        for name in ("oldest_event", "newest_event"):
+            data["archive"][name] = format_when(data["archive"].get(name))
     return jsonify(data)

@@ -86,7 +86,7 @@ def job_view(job: dict[str, Any], now: datetime | None = None) -> dict[str, Any]
     """The fields a job row shows, JSON-able (the live updates send exactly this)."""
     now = now or datetime.now(timezone.utc)
     state = str(job.get("state") or "unknown")
-    matched = job.get("matched") or 0
+    matched = job.get("matched")  # None: not counted yet (the replay counts as it reads)
     published = job.get("published") or 0
     started = parse_time(job.get("started_at"))
     ended = parse_time(job.get("ended_at"))
@@ -113,7 +113,8 @@ def job_view(job: dict[str, Any], now: datetime | None = None) -> dict[str, Any]
         "confirmed": job.get("confirmed") or 0,
         "percent": percent,
         "percent_text": f"{percent:.0f}%" if percent.is_integer() else f"{percent:.1f}%",
-        "progress_text": f"{format_number(published)} of {format_number(matched)}",
+        "progress_text": (f"{format_number(published)} of {format_number(matched)}" if matched is not None
+                          else f"{format_number(published)} (matches counted as they are read)"),
         "throughput": round(throughput, 1) if throughput else None,
         "throughput_text": f"{throughput:,.0f} events/s".replace(",", "\u202f") if throughput else "—",
         "created_at": format_when(job.get("created_at")),
@@ -122,6 +123,7 @@ def job_view(job: dict[str, Any], now: datetime | None = None) -> dict[str, Any]
         "duration_text": format_duration(elapsed),
         "error": job.get("error"),
         "reconnecting": job.get("reconnecting"),
+        "notice": job.get("notice"),
         "target": job.get("target") or _target_of(request),
         "summary": describe_request(request),
     }

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
 
-from eventreplay.api.deps import StoreDep
-from eventreplay.api.models import EventOut, EventPage, EventTypeCount, error_responses
+from eventreplay.api.deps import ServicesDep, StoreDep
+from eventreplay.api.models import ArchiveOut, EventOut, EventPage, EventTypeCount, IndexedFieldOut, error_responses
+from eventreplay.retention import RetentionPolicy
 from eventreplay.schema import as_utc, canonical_uuid
 from eventreplay.store.query import EventQuery, check_window, parse_match
 
@@ -44,6 +45,17 @@ def _utc(field: str, moment: datetime | None) -> datetime | None:
             responses=error_responses(503))
 def event_types(store: StoreDep):
     return [EventTypeCount(event_type=t, count=c) for t, c in sorted(store.counts_by_type().items())]
+
+
+@router.get("/archive", response_model=ArchiveOut, summary="What the archive holds, and how long it keeps events",
+            responses=error_responses(503))
+def archive(store: StoreDep, services: ServicesDep):
+    span = store.span()
+    return ArchiveOut(
+        events=span.events, oldest_event=span.oldest, newest_event=span.newest, pruned_before=span.pruned_before,
+        retention=RetentionPolicy.from_settings(services.settings).describe(),
+        indexed_fields=[IndexedFieldOut(field=index.field, ready=index.ready) for index in store.field_indexes()],
+    )
 
 
 @router.get("/events", response_model=EventPage, summary="Stored events in global order, page by page",

@@ -56,9 +56,8 @@ def start_replay(
     queue is a 404 unless `create_queue` is set."""
     spec = ReplaySpec.model_validate(request.model_dump())
     if spec.dry_run:
-        matched = store.count(spec.query())
-        samples = [EventOut.of(e) for e in islice(store.read(spec.query(limit=DRY_RUN_SAMPLES)), DRY_RUN_SAMPLES)]
-        result = DryRunResult(matched=matched, samples=samples)
+        matched, samples = _count_and_sample(store, spec)
+        result = DryRunResult(matched=matched, samples=[EventOut.of(e) for e in samples])
         return JSONResponse(result.model_dump(mode="json"), status_code=200)
     broker.ensure_target(spec)
     job = engine.submit(spec)
@@ -66,6 +65,20 @@ def start_replay(
         job = engine.wait(job.id)
     response.headers["Location"] = f"/replays/{job.id}"
     return ReplayJobOut.of(job)
+
+
+def _count_and_sample(store, spec: ReplaySpec) -> tuple[int, list]:
+    """How many events match, and the first few: from the index when it serves the query, else in
+    one read (never reading them all twice)."""
+    query = spec.query()
+    if not store.reads_everything(query):
+        return store.count(query), list(islice(store.read(spec.query(limit=DRY_RUN_SAMPLES)), DRY_RUN_SAMPLES))
+    samples, matched = [], 0
+    for event in store.read(query):
+        matched += 1
+        if len(samples) < DRY_RUN_SAMPLES:
+            samples.append(event)
+    return matched, samples
 
 
 @router.get("/replays", response_model=list[ReplayJobOut], summary="List replay jobs, newest first",

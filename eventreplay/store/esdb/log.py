@@ -32,11 +32,12 @@ class LogReader:
             raise translate(error, "reading $all") from None
 
     def scan(self, *, after: int | None = None, before: int | None = None, backwards: bool = False,
-             event_types: tuple[str, ...] | None = None) -> Iterator[RecordedEvent]:
+             event_types: tuple[str, ...] | None = None, until: int | None = None) -> Iterator[RecordedEvent]:
         """Raw recorded events matching the server-side filter, forwards from after `after`
-        (exclusive) or backwards from before `before` (exclusive), chunk by chunk."""
+        (exclusive; up to `until` inclusive) or backwards from before `before` (exclusive), chunk by
+        chunk."""
         filters = server_filters(self._prefix, event_types)
-        position = before if backwards else after
+        position = before if backwards else (after if after is not None and after >= 0 else None)
         while True:
             chunk = self.chunk(position=position, backwards=backwards, filters=filters, limit=self.chunk_size)
             for recorded in chunk:
@@ -44,6 +45,8 @@ class LogReader:
                 # A forwards read from a position includes the event there; skip what we had.
                 if position is not None and (at >= position if backwards else at <= position):
                     continue
+                if until is not None and not backwards and at > until:
+                    return
                 yield recorded
             if len(chunk) < self.chunk_size:
                 return

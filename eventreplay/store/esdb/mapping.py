@@ -2,7 +2,8 @@
 errors in the store's error family.
 
 Stream = stream prefix + routing key (`misc-events` for a routing key that is no usable stream name:
-empty, or starting with `$`, which EventStoreDB reserves); event id = UUID(event_id); type =
+empty, starting with `$`, which EventStoreDB reserves, or with `eventreplay-`, the private records'
+namespace); event id = UUID(event_id); type =
 event_type; data = the original body bytes; metadata = JSON `{routing_key, exchange, properties,
 received_at, timestamp, "eventreplay": 1}`; position = commit position. Only events with the marker
 (and, with a prefix, in a stream of that prefix) are archived events; system events (`$...`) and
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import grpc
@@ -26,6 +27,7 @@ from eventreplay.store.base import NewEvent, PersistenceError, StoredEvent, Stor
 MARKER = "eventreplay"
 MISC_STREAM = "misc-events"
 PRIVATE_TYPE_PREFIX = "eventreplay."
+PRIVATE_STREAM_PREFIX = "eventreplay-"  # after the stream prefix: replay jobs, indexes, tallies
 # System types, esdbclient's persistent-subscription config events, and our private records.
 EXCLUDED_TYPES = (r"\$.*", r"PersistentConfig\d+", re.escape(PRIVATE_TYPE_PREFIX) + ".*")
 _EXCLUDED_TYPE = re.compile("|".join(f"(?:{p})" for p in EXCLUDED_TYPES))
@@ -65,8 +67,25 @@ def _parse_time(text: str) -> datetime:
 
 
 def stream_for(prefix: str, routing_key: str) -> str:
-    usable = bool(routing_key) and not routing_key.startswith("$") and routing_key.isprintable()
+    usable = (bool(routing_key) and not routing_key.startswith(("$", PRIVATE_STREAM_PREFIX))
+              and routing_key.isprintable())
     return prefix + (routing_key if usable else MISC_STREAM)
+
+
+def private_stream(prefix: str, name: str) -> str:
+    return f"{prefix}{PRIVATE_STREAM_PREFIX}{name}"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def to_us(moment: datetime) -> int:
+    aware = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+    return (aware - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 def to_esdb(event: NewEvent, event_id: str) -> ESDBNewEvent:
@@ -116,6 +135,8 @@ def server_filters(prefix: str, event_types: tuple[str, ...] | None) -> dict[str
         pattern = "(?:" + "|".join(re.escape(t) for t in event_types) + ")"
         return {"filter_include": (pattern,), "filter_exclude": (), "filter_by_stream_name": False}
     if prefix:
-        # Shared servers hold other prefixes' events; the server drops them before sending.
-        return {"filter_include": (re.escape(prefix) + ".*",), "filter_exclude": (), "filter_by_stream_name": True}
+        # Shared servers hold other prefixes' events, and our private streams (links of the indexes,
+        # tallies, jobs) outnumber the archived events: the server drops both before sending.
+        pattern = re.escape(prefix) + "(?!" + re.escape(PRIVATE_STREAM_PREFIX) + ").*"
+        return {"filter_include": (pattern,), "filter_exclude": (), "filter_by_stream_name": True}
     return {"filter_include": (), "filter_exclude": EXCLUDED_TYPES, "filter_by_stream_name": False}

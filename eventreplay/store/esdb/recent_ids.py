@@ -1,6 +1,5 @@
-"""The window of recently archived event ids, EventStoreDB's stand-in for a unique index (the
-module docstring of store.py says what it guarantees): event id -> commit position (None until seen
-in a read), newest last."""
+"""The window of recently archived event ids (the module docstring of store.py says what it is
+for): event id -> commit position (None until seen in a read), newest last."""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -41,29 +40,30 @@ class RecentIds:
             ids.popitem(last=False)
             self.complete = False
 
-    def sync(self, log: LogReader, commit_position: Callable[[], int]) -> None:
-        """Seed once (backwards from the newest), then catch up forwards with what anyone appended
-        (other consumers, or an append whose answer was lost)."""
-        if not self.seeded:
-            hwm = commit_position()
-            newest_first: list[tuple[str, int]] = []
-            complete = True
-            for recorded in log.scan(backwards=True):
-                stored = archived_event(recorded, self._prefix)
-                if stored is None:
-                    continue
-                if len(newest_first) >= self.size:
-                    complete = False
-                    break
-                newest_first.append((stored.event_id, stored.position))
-            self._ids.clear()
-            for event_id, position in reversed(newest_first):
-                self.remember(event_id, position)
-            self.complete = complete
-            self.hwm = max(hwm, newest_first[0][1] if newest_first else 0)
-            self.seeded = True
-        for recorded in log.scan(after=self.hwm):
+    def seed(self, log: LogReader, commit_position: Callable[[], int]) -> None:
+        """Once: the newest `size` archived ids, by a backwards read of `$all`. The store then feeds
+        it forwards (store.py `_follow`) with what anyone appended after `hwm`."""
+        if self.seeded:
+            return
+        hwm = commit_position()
+        newest_first: list[tuple[str, int]] = []
+        complete = True
+        for recorded in log.scan(backwards=True):
             stored = archived_event(recorded, self._prefix)
-            if stored is not None:
-                self.remember(stored.event_id, stored.position)
-            self.hwm = max(self.hwm, recorded.commit_position)
+            if stored is None:
+                continue
+            if len(newest_first) >= self.size:
+                complete = False
+                break
+            newest_first.append((stored.event_id, stored.position))
+        self._ids.clear()
+        for event_id, position in reversed(newest_first):
+            self.remember(event_id, position)
+        self.complete = complete
+        self.hwm = max(hwm, newest_first[0][1] if newest_first else 0)
+        self.seeded = True
+
+    def covers(self, position: int) -> bool:
+        """Does it hold every archived event after `position` (up to hwm)?"""
+        oldest = self.oldest_position()
+        return self.complete or (oldest is not None and oldest <= position)

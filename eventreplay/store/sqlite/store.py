@@ -20,31 +20,29 @@ The parts: sql.py (tables, rows, transactions, errors), match.py (payload match 
 """
 from __future__ import annotations
 
-import heapq
 import sqlite3
 import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from datetime import datetime
+from typing import Callable, Iterator, Sequence
 
-from eventreplay.schema import canonical_uuid
-from eventreplay.store.base import EventQuery, EventStore, NewEvent, PersistenceError, StoredEvent, StoreUnavailable
-from eventreplay.store.query import payload_matches
-from eventreplay.store.sqlite.disk import MIN_FREE_BYTES, check_free_space
-from eventreplay.store.sqlite.match import MatchPlan
-from eventreplay.store.sqlite.sql import (
-    COLUMNS, INSERT, SCHEMA, event_of, row_of, to_us, translate, write_transaction,
+from eventreplay.schema import canonical_uuid, read_json_or_none
+from eventreplay.store.base import (
+    ArchiveSpan, EventQuery, EventStore, FieldIndex, NewEvent, PersistenceError, StoredEvent, StoreUnavailable,
 )
+from eventreplay.store.sqlite import maintenance
+from eventreplay.store.sqlite.archive import (
+    INSERT_KEY, TABLES, indexed_fields, keys_of, ready_fields, tally_existing,
+)
+from eventreplay.store.sqlite.disk import MIN_FREE_BYTES, check_free_space
+from eventreplay.store.sqlite.reads import QueryPlan
+from eventreplay.store.sqlite.sql import COLUMNS, INSERT, SCHEMA, event_of, row_of, translate, write_transaction
 
 
 class SQLiteEventStore(EventStore):
     name = "SQLite store"
-
-    PAGE_SIZE = 1000
-    # Below this many events in a time window, the timestamp index beats a scan in position order
-    # (each page then sorts the window's remaining rows, which is cheap only for small windows).
-    NARROW_WINDOW = 20_000
 
     def __init__(self, path: str | Path, *, busy_timeout_s: float = 15.0, min_free_bytes: int = MIN_FREE_BYTES):
         self._path = Path(path)
@@ -54,13 +52,16 @@ class SQLiteEventStore(EventStore):
         self._connections: list[tuple[weakref.ref, sqlite3.Connection]] = []
         self._connections_lock = threading.Lock()
         self._closed = False
+        self._indexing = True  # did the last append find indexed fields? (guess yes: parse first)
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StoreUnavailable(f"SQLite store: cannot create {self._path.parent}: {error}") from None
         conn = self._conn()
         try:
-            conn.executescript(SCHEMA)
+            conn.executescript(SCHEMA + TABLES)
+            with write_transaction(conn):
+                tally_existing(conn)
         except sqlite3.Error as error:
             raise translate(error, f"creating the schema in {self._path}") from None
 
@@ -117,118 +118,54 @@ class SQLiteEventStore(EventStore):
         rows = [row_of(event) for event in events]
         if not rows:
             return 0
+        # parsed before the write lock is taken (when the last append saw indexed fields), so the
+        # lock is held only for SQLite's own work; an archive without indexes parses nothing
+        payloads = {row[0]: read_json_or_none(row[3]) for row in rows} if self._indexing else None
         conn = self._conn()
         try:
             with write_transaction(conn):
-                before = conn.total_changes
-                conn.executemany(INSERT, rows)
-                new = conn.total_changes - before
+                # AUTOINCREMENT: new rows take the positions after the largest ever used, in order
+                before = conn.execute("SELECT coalesce(max(seq), 0) FROM sqlite_sequence"
+                                      " WHERE name = 'events'").fetchone()[0]
+                # rowcount sums each row's own change (1 new, 0 already stored), not the triggers'
+                new = conn.executemany(INSERT, rows).rowcount
+                fields = indexed_fields(conn)  # read under the lock: a field added meanwhile is not missed
+                self._indexing = bool(fields)
+                if fields and new:
+                    if payloads is None:
+                        payloads = {row[0]: read_json_or_none(row[3]) for row in rows}
+                    # with no duplicate in the batch, the rows took before+1 ... before+n
+                    stored = (enumerate((row[0] for row in rows), before + 1) if new == len(rows) else
+                              conn.execute("SELECT position, event_id FROM events WHERE position > ?",
+                                           (before,)).fetchall())
+                    conn.executemany(INSERT_KEY, [(name, value, position) for position, event_id in stored
+                                                  for name, value in keys_of(payloads[event_id], fields)])
         except sqlite3.Error as error:
             raise translate(error, f"appending {len(rows)} events") from None
         return new
 
     # reads
 
-    def _where(self, query: EventQuery, plan: MatchPlan, *, types: tuple[str, ...] | None) -> tuple[list[str], list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if types is not None:
-            clauses.append(f"event_type IN ({', '.join('?' * len(types))})")
-            params += types
-        if query.since is not None:
-            clauses.append("timestamp_us >= ?")
-            params.append(to_us(query.since))
-        if query.until is not None:
-            clauses.append("timestamp_us < ?")
-            params.append(to_us(query.until))
-        if query.up_to_position is not None:
-            clauses.append("position <= ?")
-            params.append(query.up_to_position)
-        sql, match_params = plan.where()
-        if sql:
-            clauses.append(sql)
-            params += match_params
-        return clauses, params
-
-    def _pages(self, query: EventQuery, plan: MatchPlan, types: tuple[str, ...] | None,
-               index: str) -> Iterator[StoredEvent]:
-        """Every row matching the SQL part, in position order, one short statement per page."""
-        clauses, params = self._where(query, plan, types=types)
-        json_ok = "json_valid(CAST(body AS TEXT))" if plan.needed else "1"
-        cursor_position = query.after_position if query.after_position is not None else -1
-        while True:
-            sql = (
-                f"SELECT {COLUMNS}, {json_ok} FROM events {index}"
-                f" WHERE {' AND '.join(clauses + ['position > ?'])} ORDER BY position LIMIT {self.PAGE_SIZE}"
-            )
-            try:
-                rows = self._conn().execute(sql, params + [cursor_position]).fetchall()
-            except sqlite3.Error as error:
-                raise translate(error, "reading events") from None
-            for row in rows:
-                if not row[9] and query.match and not payload_matches(row[4], dict(query.match)):
-                    continue  # SQLite could not judge this body; Python did, and said no
-                yield event_of(row)
-            if len(rows) < self.PAGE_SIZE:
-                return
-            cursor_position = rows[-1][0]
-
-    def _narrow_window(self, query: EventQuery) -> bool:
-        if query.since is None and query.until is None:
-            return False
-        clauses, params = self._where(query, MatchPlan(None), types=None)
-        sql = (
-            f"SELECT count(*) FROM (SELECT 1 FROM events INDEXED BY events_timestamp"
-            f" WHERE {' AND '.join(clauses)} LIMIT {self.NARROW_WINDOW + 1})"
-        )
+    def _plan(self, query: EventQuery) -> QueryPlan:
         try:
-            return self._conn().execute(sql, params).fetchone()[0] <= self.NARROW_WINDOW
+            ready = ready_fields(self._conn())
         except sqlite3.Error as error:
-            raise translate(error, "estimating a time window") from None
+            raise translate(error, "reading the indexed fields") from None
+        return QueryPlan(query, self._conn, ready)
 
     def _read(self, query: EventQuery) -> Iterator[StoredEvent]:
-        plan = MatchPlan(dict(query.match) if query.match else None)
-        if query.event_types is not None:
-            # One ordered index walk per type, merged by position: `type IN (...) ORDER BY position`
-            # would sort every remaining row of those types on every page.
-            streams = [
-                self._pages(query, plan, (event_type,), "INDEXED BY events_type_position")
-                for event_type in dict.fromkeys(query.event_types)
-            ]
-            events = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda e: e.position)
-        elif self._narrow_window(query):
-            events = self._pages(query, plan, None, "INDEXED BY events_timestamp")
-        else:
-            events = self._pages(query, plan, None, "NOT INDEXED")
-        for event in events:
-            if plan.python and not payload_matches(event.body, plan.python):
-                continue
-            yield event
+        return self._plan(query).events()
 
     def count(self, query: EventQuery = EventQuery()) -> int:
-        plan = MatchPlan(dict(query.match) if query.match else None)
-        if plan.python or plan.needed:
-            # json_valid fallbacks and Python-only keys need the rows; counting them streams.
-            return sum(1 for _ in self.read(query))
-        if query.selects_nothing:
-            return 0
-        clauses, params = self._where(query, plan, types=query.event_types)
-        if query.after_position is not None:
-            clauses.append("position > ?")
-            params.append(query.after_position)
-        inner = "SELECT 1 FROM events" + (f" WHERE {' AND '.join(clauses)}" if clauses else "")
-        if query.limit is not None:
-            inner += f" LIMIT {int(query.limit)}"
-        try:
-            return self._conn().execute(f"SELECT count(*) FROM ({inner})", params).fetchone()[0]
-        except sqlite3.Error as error:
-            raise translate(error, "counting events") from None
+        return self._plan(query).count()
+
+    def reads_everything(self, query: EventQuery) -> bool:
+        return self._plan(query).reads_everything
 
     def counts_by_type(self) -> dict[str, int]:
         try:
             rows = self._conn().execute(
-                "SELECT event_type, count(*) FROM events GROUP BY event_type ORDER BY event_type"
-            ).fetchall()
+                "SELECT event_type, count FROM type_counts WHERE count > 0 ORDER BY event_type").fetchall()
         except sqlite3.Error as error:
             raise translate(error, "counting events by type") from None
         return dict(rows)
@@ -260,6 +197,32 @@ class SQLiteEventStore(EventStore):
             self._conn().execute("SELECT position FROM events ORDER BY position DESC LIMIT 1").fetchall()
         except sqlite3.Error as error:
             raise translate(error, f"querying {self._path}") from None
+
+    # the archive over the years (maintenance.py)
+
+    def _maintain(self, doing: str, work):
+        try:
+            return work(self._conn())
+        except sqlite3.Error as error:
+            raise translate(error, doing) from None
+
+    def span(self) -> ArchiveSpan:
+        return self._maintain("reading the archive's span", maintenance.span)
+
+    def prune(self, before: datetime, *, event_types: tuple[str, ...] | None = None,
+              except_types: tuple[str, ...] = (), stop: threading.Event | None = None) -> int:
+        return self._maintain("pruning", lambda conn: maintenance.prune(
+            conn, before, event_types=event_types, except_types=except_types, stop=stop))
+
+    def index_fields(self, fields: Sequence[str]) -> None:
+        self._maintain("setting the indexed fields", lambda conn: maintenance.index_fields(conn, fields))
+
+    def field_indexes(self) -> list[FieldIndex]:
+        return self._maintain("reading the indexed fields", maintenance.field_indexes)
+
+    def reindex(self, *, progress: Callable[[int, int], None] | None = None,
+                stop: threading.Event | None = None) -> int:
+        return self._maintain("reindexing", lambda conn: maintenance.reindex(conn, progress=progress, stop=stop))
 
     def check_free_space(self) -> None:
         # the database, its WAL and shared-memory files live in its folder

@@ -47,6 +47,7 @@
           el.className = "badge state-" + job.state + (el.classList.contains("big") ? " big" : ""); break;
         case "error": el.textContent = job.error || ""; el.hidden = !job.error; break;
         case "reconnecting": el.textContent = job.reconnecting || ""; el.hidden = !job.reconnecting; break;
+        case "notice": el.textContent = job.notice || ""; el.hidden = !job.notice; break;
         case "link": el.href = jobBase() + job.id; break;
         case "short_id": el.textContent = job.id.slice(0, 8); break;
         case "confirmed": el.textContent = formatNumber(job.confirmed); break;
@@ -55,7 +56,7 @@
     });
   }
 
-  var FIELDS = ["percent", "percent_text", "state", "error", "reconnecting", "link", "short_id", "summary", "target",
+  var FIELDS = ["percent", "percent_text", "state", "error", "reconnecting", "notice", "link", "short_id", "summary", "target",
     "progress_text", "throughput_text", "started_at", "ended_at", "created_at", "duration_text", "confirmed"];
 
   function jobBase() { return document.body.getAttribute("data-replays-base") || "/replays/"; }
@@ -145,6 +146,12 @@
     poll(section.getAttribute("data-live-overview"), Math.max(POLL_MS * 3, 2000), function (data) {
       showError(errorBox, data.error);
       if (data.total != null) total.textContent = data.total_text;
+      if (data.archive) {
+        section.querySelectorAll("[data-archive-field]").forEach(function (el) {
+          var value = data.archive[el.getAttribute("data-archive-field")];
+          el.textContent = value == null ? "—" : value;
+        });
+      }
       if (data.chart && (data.chart.length || !data.error)) {
         typeCount.textContent = data.chart.length;
         chart.replaceChildren.apply(chart, data.chart.map(function (row) {

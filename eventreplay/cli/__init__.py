@@ -1,0 +1,1 @@
+"""The operator's command line: `eventreplay --help` (or `python -m eventreplay.cli`)."""

@@ -1,0 +1,3 @@
+from eventreplay.cli.main import main
+
+main()

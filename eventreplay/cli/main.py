@@ -1,0 +1,29 @@
+"""`eventreplay`: one command line for the operator's tools (`eventreplay --help`)."""
+from __future__ import annotations
+
+import typer
+
+from eventreplay.archive_io import cli as archive_io
+from eventreplay.cli import upkeep
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="eventreplay: the archive's operator tools. Settings come from the environment and .env.")
+
+
+@app.callback()
+def _setup() -> None:
+    from eventreplay.logs import configure_logging
+
+    configure_logging("WARNING")  # library warnings only; the commands speak for themselves
+
+
+app.command()(upkeep.archive)
+app.command()(upkeep.reindex)
+app.command()(upkeep.prune)
+app.command()(archive_io.export)
+app.command("import")(archive_io.import_)
+app.command()(archive_io.copy)
+
+
+def main() -> None:
+    app()
