@@ -15,11 +15,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
-    amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
+    amqp_url: str = Field(
+        "amqp://guest:guest@localhost:5672/%2F",
+        description="the RabbitMQ node, or the nodes of a cluster separated by commas (tried in that order)",
+    )
     event_store_url: str = "sqlite:///.run/events.db"
     exchange: str = "ecommerce-exchange"
     archive_queue: str = "eventstore-writer-queue"
     dead_letter_queue: str = "eventstore-writer-queue.dead-letter"
+    # quorum: RabbitMQ's replicated durable queue (>= 3.8), also right on a single node; README
+    # "Quorum queues and clusters" says why it is the default and how an existing queue is kept.
+    queue_type: str = Field(
+        "quorum", description="type of the queues eventreplay declares (archive, dead-letter, replay targets)",
+    )
 
     batch_size: int = Field(500, ge=1, le=10_000, description="events stored per transaction at most")
     batch_max_latency_ms: int = Field(50, ge=1, le=10_000, description="longest wait to fill a batch")
@@ -67,6 +75,9 @@ class Settings(BaseSettings):
 
     rabbitmq_management_port: int = 15672
     rabbitmq_dist_port: int = 25672
+    # `python -m services start_cluster`: node i (0, 1, 2) listens on AMQP this + i, management
+    # this + 10000 + i, Erlang distribution this + 20000 + i
+    rabbitmq_cluster_port: int = Field(5681, ge=1024, le=45_533, description="AMQP port of the local cluster's first node")
     run_dir: Path = Path(".run")
 
     @field_validator("retention")
@@ -89,6 +100,24 @@ class Settings(BaseSettings):
     @property
     def indexed_field_names(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(name.strip() for name in self.indexed_fields.split(",") if name.strip()))
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_urls(cls, value: str) -> str:
+        from eventreplay.broker.connection import amqp_urls
+
+        amqp_urls(value)  # ValueError: one line saying which node and why
+        return value.strip()
+
+    @field_validator("queue_type", mode="before")
+    @classmethod
+    def _queue_type(cls, value):
+        from eventreplay.broker.topology import QUEUE_TYPES
+
+        text = str(value).strip().lower()
+        if text not in QUEUE_TYPES:
+            raise ValueError(f"must be one of {', '.join(QUEUE_TYPES)}")
+        return text
 
     @field_validator("log_level")
     @classmethod

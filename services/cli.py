@@ -1,4 +1,4 @@
-"""python -m services {start|stop|status|info|exec}
+"""python -m services {start|stop|status|info|exec|start_cluster|stop_cluster|status_cluster}
 
 start   RabbitMQ (and EventStoreDB) for this project:
           - AMQP_URL points at another host: nothing to start, only checked;
@@ -12,6 +12,12 @@ status  What runs, and where.
 info    Where to look: UI, API docs, RabbitMQ management, the data.
 exec    exec -- CMD [ARGS...]: run CMD with the variables of RUN_DIR/services.env that the user did not
         set (environment or .env), and API_/UI_ host and port resolved from the settings.
+
+start_cluster   a 3-node RabbitMQ cluster on this machine (services/cluster.py): rabbit_a/b/c@localhost
+                on AMQP ports RABBITMQ_CLUSTER_PORT + 0..2 (5681-5683), data under RUN_DIR/cluster/;
+                prints the AMQP_URL that names its three nodes. Beside start's broker, not instead.
+stop_cluster    stops the three nodes (--delete-data: and removes their data).
+status_cluster  which nodes run and are members.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ import sys
 
 from . import docker, probe
 from .config import ESDB_DOCKER_URL, Config, clear_record, load, read_record, user_env_file, write_record
-from .rabbitmq import LocalNode, ServiceError, say
+from .cluster import LocalCluster, services_layout
+from .rabbitmq import LocalNode, ServiceError, ensure_installed, say
 
 
 def _summary(cfg: Config, mode: str, store: str) -> None:
@@ -40,6 +47,9 @@ def _summary(cfg: Config, mode: str, store: str) -> None:
 def start(cfg: Config, forced: str | None) -> int:
     record = read_record(cfg)
     node = LocalNode(cfg)
+
+    if len(cfg.amqp_node_urls) > 1 and forced is None:
+        return _several_nodes(cfg)
 
     if not cfg.amqp_is_local and forced is None:
         state, detail = probe.amqp(cfg.amqp_url)
@@ -99,6 +109,50 @@ def start(cfg: Config, forced: str | None) -> int:
     write_record(cfg, "local", EVENT_STORE_URL=cfg.sqlite_url)
     _summary(cfg, "local", cfg.sqlite_url)
     return 0
+
+
+def _several_nodes(cfg: Config) -> int:
+    """AMQP_URL names the nodes of a cluster: nothing to start (a single node would not be that
+    cluster), only checked."""
+    answers = [(url, *probe.amqp(url, timeout=2)) for url in cfg.amqp_node_urls]
+    up = [url for url, state, _detail in answers if state == probe.UP]
+    for shown, (_url, state, detail) in zip(cfg.display_amqp_url.split(","), answers):
+        say(f"  {shown}: {state} ({detail})")
+    if not up:
+        say(f"AMQP_URL names {len(answers)} nodes and none accepts our connection. For the local cluster: "
+            "`task start_cluster` (python -m services start_cluster); nothing is started here.")
+        return 1
+    say(f"AMQP_URL names {len(answers)} nodes, {len(up)} of them accept connections; nothing to start")
+    write_record(cfg, "existing", EVENT_STORE_URL=cfg.sqlite_url)
+    _summary(cfg, "existing", cfg.sqlite_url)
+    return 0
+
+
+def start_cluster(cfg: Config) -> int:
+    ensure_installed()  # first: the package creates the `rabbitmq` user the nodes run as
+    cluster = LocalCluster(services_layout(cfg))
+    cluster.start()
+    say(f"data in {cluster.folder}" + (f" (nodes run as user {cluster.layout.user})" if cluster.layout.user else ""))
+    say("run the programs against it with:")
+    print(f"export AMQP_URL='{cluster.amqp_url}'", flush=True)
+    return 0
+
+
+def stop_cluster(cfg: Config, delete_data: bool) -> int:
+    cluster = LocalCluster(services_layout(cfg))
+    if not cluster.stop(delete_data=delete_data):
+        say("nothing to stop: no node of the cluster is running")
+    return 0
+
+
+def status_cluster(cfg: Config) -> int:
+    cluster = LocalCluster(services_layout(cfg))
+    for line in cluster.status_lines():
+        say(line)
+    running = cluster.running_nodes()
+    if running:
+        print(f"export AMQP_URL='{cluster.amqp_url}'", flush=True)
+    return 0 if len(running) == len(cluster.nodes) else 3
 
 
 def stop(cfg: Config) -> int:
@@ -185,9 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         return exec_(load(), argv[1:])
     parser = argparse.ArgumentParser(prog="python -m services", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["start", "stop", "status", "info"])
+    parser.add_argument("command", choices=["start", "stop", "status", "info", "start_cluster", "stop_cluster",
+                                            "status_cluster"])
     parser.add_argument("--mode", choices=["docker", "local"], default=os.environ.get("SERVICES_MODE") or None,
                         help="force Docker Compose or the private local node")
+    parser.add_argument("--delete-data", action="store_true", help="stop_cluster: also remove the nodes' data")
     args = parser.parse_args(argv)
     cfg = load()
     try:
@@ -197,6 +253,12 @@ def main(argv: list[str] | None = None) -> int:
             return stop(cfg)
         if args.command == "status":
             return status(cfg)
+        if args.command == "start_cluster":
+            return start_cluster(cfg)
+        if args.command == "stop_cluster":
+            return stop_cluster(cfg, args.delete_data)
+        if args.command == "status_cluster":
+            return status_cluster(cfg)
         return info(cfg)
     except ServiceError as exc:
         say(f"error: {exc}")

@@ -66,6 +66,13 @@ class Config:
     api_port: int
     ui_host: str
     ui_port: int
+    # AMQP_URL as set: several nodes (a cluster) separated by commas; the fields above are its first
+    amqp_url_setting: str = ""
+    cluster_port: int = 5681  # RABBITMQ_CLUSTER_PORT: AMQP port of the local cluster's first node
+
+    @property
+    def amqp_node_urls(self) -> list[str]:
+        return [url.strip() for url in (self.amqp_url_setting or self.amqp_url).split(",")]
 
     @property
     def amqp_is_local(self) -> bool:
@@ -87,12 +94,17 @@ class Config:
 
     @property
     def display_amqp_url(self) -> str:
-        return self.amqp_url.replace(f":{self.amqp_password}@", ":***@") if self.amqp_password else self.amqp_url
+        return ",".join(_hide_password(url) for url in self.amqp_node_urls)
+
+
+def _hide_password(url: str) -> str:
+    parts = urlsplit(url)
+    return url.replace(f":{parts.password}@", ":***@") if parts.password else url
 
 
 def load() -> Config:
     s = get_settings()  # invalid settings end the process with their message (exit code 2)
-    amqp_url = s.amqp_url
+    amqp_url = s.amqp_url.split(",")[0].strip()  # a single node's services look at the first node
     parts = urlsplit(amqp_url)
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
     run_dir_setting = str(s.run_dir)
@@ -114,6 +126,8 @@ def load() -> Config:
         api_port=s.api_port,
         ui_host=s.ui_host,
         ui_port=s.ui_port,
+        amqp_url_setting=s.amqp_url,
+        cluster_port=s.rabbitmq_cluster_port,
     )
 
 

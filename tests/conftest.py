@@ -42,7 +42,7 @@ BACKENDS = ("sqlite", "esdb")
 
 @pytest.fixture(scope="session")
 def amqp_url() -> str:
-    url = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
+    url = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL).split(",")[0].strip()  # a cluster's: its first node
     try:
         pika.BlockingConnection(pika.URLParameters(url)).close()
     except Exception as error:  # noqa: BLE001 - any failure means the same thing here
@@ -106,6 +106,25 @@ def private_broker(_private_broker_node):
     yield _private_broker_node
     if not _private_broker_node.accepts_connections():
         _private_broker_node.start_app()
+
+
+# -- the 3-node cluster (tests marked `cluster`) ---------------------------------------------------
+
+@pytest.fixture(scope="session")
+def _rabbit_cluster(tmp_path_factory):
+    from tests.support.cluster import session_cluster  # the services code, loaded only where a test needs it
+
+    cluster = session_cluster(tmp_path_factory.mktemp("rabbit-cluster"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def rabbit_cluster(_rabbit_cluster):
+    """A 3-node RabbitMQ cluster of the session's own (tests/support/cluster.py; TEST_CLUSTER=running:
+    the one `task start_cluster` runs), its three nodes running again after each test."""
+    yield _rabbit_cluster
+    _rabbit_cluster.heal()
 
 
 # -- the stores ------------------------------------------------------------------------------------

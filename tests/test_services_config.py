@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 from eventreplay.settings import Settings
+from tests.support.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,3 +126,36 @@ def test_a_relative_run_dir_stays_relative_in_the_sqlite_url(tmp_path):
     out = services(tmp_path, clean_env(), "info")
     assert f"Event store          sqlite:///{relative}/events.db\n" in out
     assert not (ROOT / relative.split("/")[0]).exists()
+
+
+def run_services(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "services", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_an_amqp_url_naming_several_nodes_starts_no_single_node(tmp_path):
+    # nothing listens on these ports: start says so and starts nothing
+    nodes = ",".join(f"amqp://guest:secret@127.0.0.1:{free_port()}/%2F" for _ in range(2))
+    env = clean_env(RUN_DIR=str(tmp_path / "run"), AMQP_URL=nodes)
+    result = run_services(tmp_path, env, "start")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "AMQP_URL names 2 nodes and none accepts our connection" in result.stdout
+    assert "task start_cluster" in result.stdout and "secret" not in result.stdout
+    assert not (tmp_path / "run" / "rabbitmq").exists() and not (tmp_path / "run" / "services.env").exists()
+
+
+def test_a_wrong_amqp_url_is_refused_before_anything_starts(tmp_path):
+    env = clean_env(RUN_DIR=str(tmp_path / "run"), AMQP_URL=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F,,")
+    result = run_services(tmp_path, env, "start")
+    assert result.returncode == 2 and "AMQP_URL" in result.stderr and "is empty" in result.stderr, result.stderr
+
+
+def test_status_cluster_of_a_cluster_never_started(tmp_path):
+    env = clean_env(RUN_DIR=str(tmp_path / "run"), RABBITMQ_CLUSTER_PORT="18091")
+    result = run_services(tmp_path, env, "status_cluster")
+    assert result.returncode == 3, result.stdout + result.stderr
+    for letter, port in zip("abc", (18091, 18092, 18093)):
+        assert f"rabbit_{letter}@localhost: AMQP 127.0.0.1:{port} stopped" in result.stdout
+    assert not (tmp_path / "run" / "cluster").exists()
+    stopped = run_services(tmp_path, env, "stop_cluster")
+    assert stopped.returncode == 0 and "nothing to stop" in stopped.stdout

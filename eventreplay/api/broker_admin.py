@@ -9,7 +9,7 @@ from typing import Callable, TypeVar
 import pika
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
-from eventreplay.broker import CONNECTION_ERRORS, close_quietly, connect
+from eventreplay.broker import CONNECTION_ERRORS, DEFAULT_QUEUE_TYPE, close_quietly, connect, declare_queue
 from eventreplay.replay.spec import ReplaySpec
 from eventreplay.replay.targets import ensure_target
 
@@ -17,8 +17,9 @@ T = TypeVar("T")
 
 
 class BrokerAdmin:
-    def __init__(self, amqp_url: str, *, client_name: str = "eventreplay-api"):
+    def __init__(self, amqp_url: str, *, client_name: str = "eventreplay-api", queue_type: str = DEFAULT_QUEUE_TYPE):
         self.amqp_url = amqp_url
+        self.queue_type = queue_type  # of the queues it declares (QUEUE_TYPE)
         self.client_name = client_name
         self._lock = threading.Lock()
         self._connection: pika.BlockingConnection | None = None
@@ -44,18 +45,11 @@ class BrokerAdmin:
         self._run(lambda connection: connection.process_data_events(time_limit=0))
 
     def ensure_target(self, spec: ReplaySpec) -> None:
-        self._run(lambda connection: ensure_target(connection, spec))
+        self._run(lambda connection: ensure_target(connection, spec, queue_type=self.queue_type))
 
-    def declare_queue(self, name: str) -> None:
-        def declare(connection: pika.BlockingConnection) -> None:
-            channel = connection.channel()
-            try:
-                channel.queue_declare(name, durable=True)
-            finally:
-                if channel.is_open:
-                    channel.close()
-
-        self._run(declare)
+    def declare_queue(self, name: str) -> str:
+        """A durable queue of QUEUE_TYPE (one of the other type is kept, with a warning); its type."""
+        return self._run(lambda connection: declare_queue(connection, name, self.queue_type))
 
     def close(self) -> None:
         with self._lock:

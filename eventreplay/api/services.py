@@ -22,11 +22,11 @@ class Services:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.metrics = ReplayMetrics()
-        self.broker = BrokerAdmin(settings.amqp_url)
+        self.broker = BrokerAdmin(settings.amqp_url, queue_type=settings.queue_type)
         self.backend = Backend(settings.event_store_url)
         self.replay_policy = RunPolicy(
             window=settings.replay_window, checkpoint_every=settings.replay_checkpoint_every,
-            give_up_after=settings.replay_give_up_s,
+            give_up_after=settings.replay_give_up_s, queue_type=settings.queue_type,
         )
         self._lock = threading.Lock()
         self._engine: ReplayEngine | None = None

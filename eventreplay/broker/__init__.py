@@ -3,16 +3,21 @@ AMQP properties on the wire (properties.py), and publishing with confirms (publi
 pure bookkeeping of confirms in confirms.py)."""
 from eventreplay.broker.confirms import ConfirmTracker
 from eventreplay.broker.connection import (
-    CONNECTION_ERRORS, broker_address, close_quietly, connect, connect_until_stopped, connection_parameters,
+    CONNECTION_ERRORS, amqp_urls, broker_address, close_quietly, connect, connect_until_stopped, connected_node,
+    connection_parameters,
 )
 from eventreplay.broker.properties import (
     REPLAY_ID_HEADER, event_properties, is_replay, properties_from_dict, properties_to_dict, republished_properties,
 )
 from eventreplay.broker.publisher import ConfirmedPublisher, PublishFailed
-from eventreplay.broker.topology import ArchiveTopology, declare_exchange
+from eventreplay.broker.topology import (
+    DEFAULT_QUEUE_TYPE, QUEUE_TYPES, ArchiveTopology, declare_exchange, declare_queue, queue_arguments,
+)
 
 __all__ = [
-    "CONNECTION_ERRORS", "REPLAY_ID_HEADER", "ArchiveTopology", "ConfirmTracker", "ConfirmedPublisher", "PublishFailed",
-    "broker_address", "close_quietly", "connect", "connect_until_stopped", "connection_parameters", "declare_exchange",
+    "CONNECTION_ERRORS", "DEFAULT_QUEUE_TYPE", "QUEUE_TYPES", "REPLAY_ID_HEADER", "ArchiveTopology", "ConfirmTracker",
+    "ConfirmedPublisher", "PublishFailed", "amqp_urls", "broker_address", "close_quietly", "connect",
+    "connect_until_stopped", "connected_node", "connection_parameters", "declare_exchange", "declare_queue",
+    "queue_arguments",
     "event_properties", "is_replay", "properties_from_dict", "properties_to_dict", "republished_properties",
 ]

@@ -16,7 +16,12 @@ reconnects and is reset only by progress (a batch stored and acked), not by a co
 
 One failure is not retried: RabbitMQ refusing the topology itself (403 ACCESS_REFUSED, 406
 PRECONDITION_FAILED, e.g. the archive queue exists with other arguments) will refuse it again on
-every attempt. run() logs it and returns with `refused` set; `python consumer.py` exits 2.
+every attempt. run() logs it and returns with `refused` set; `python consumer.py` exits 2. A queue
+that exists with the other queue type (QUEUE_TYPE) is not such a refusal: it is used as it is, with
+a warning (broker/topology.py).
+
+AMQP_URL may name the nodes of a cluster: each reconnect tries them in turn, so losing the node the
+consumer is connected to costs a reconnect (its unacked messages are redelivered, the store dedups).
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ import pika.exceptions
 
 from eventreplay.broker import (
     CONNECTION_ERRORS, ArchiveTopology, ConfirmedPublisher, PublishFailed, broker_address, close_quietly, connect,
+    connected_node,
 )
 from eventreplay.ingest.batch import Batch
 from eventreplay.ingest.dead_letters import publish_dead_letters
@@ -62,7 +68,8 @@ class ArchiveConsumer:
     def __init__(self, settings: Settings, store: EventStore, *, client_name: str = "eventreplay-consumer",
                  summary_every: float = SUMMARY_EVERY):
         self.settings, self.store = settings, store
-        self.topology = ArchiveTopology(settings.exchange, settings.archive_queue, settings.dead_letter_queue)
+        self.topology = ArchiveTopology(settings.exchange, settings.archive_queue, settings.dead_letter_queue,
+                                        settings.queue_type)
         self.client_name, self.summary_every = client_name, summary_every
         self.batch_size = settings.batch_size
         self.max_latency = settings.batch_max_latency_ms / 1000
@@ -138,8 +145,9 @@ class ArchiveConsumer:
         try:
             consumer_tag = channel.basic_consume(self.topology.queue, self._on_message, auto_ack=False)
             self.consuming.set()
-            log.info("consuming from %r (prefetch %d, batches of up to %d or %d ms)", self.topology.queue,
-                     self.settings.prefetch, self.batch_size, self.settings.batch_max_latency_ms)
+            log.info("consuming from %r on %s (prefetch %d, batches of up to %d or %d ms)", self.topology.queue,
+                     connected_node(connection), self.settings.prefetch, self.batch_size,
+                     self.settings.batch_max_latency_ms)
             while not self._stop.is_set():
                 filling = self._batch
                 wait = max(0.0, self.max_latency - filling.age()) if len(filling) else IDLE_POLL
@@ -171,7 +179,8 @@ class ArchiveConsumer:
             raise TopologyRefused(
                 f"RabbitMQ refuses the archive topology ({error.reply_code} {reply}); exchange "
                 f"{topology.exchange!r}, queues {topology.queue!r} and {topology.dead_letter_queue!r} must "
-                "either not exist or have the settings the consumer declares (durable, no extra arguments), "
+                "either not exist or have the settings the consumer declares (durable, the type of QUEUE_TYPE, "
+                "no other arguments), "
                 "and the user needs configure/write/read permission on them: fix EXCHANGE / ARCHIVE_QUEUE / "
                 "DEAD_LETTER_QUEUE or the broker, then restart. Not retrying."
             ) from error

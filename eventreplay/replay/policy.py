@@ -1,8 +1,11 @@
-"""How a replay run behaves: its window, how often it records progress, how long it rides out faults
-(the settings REPLAY_WINDOW, REPLAY_CHECKPOINT_EVERY, REPLAY_GIVE_UP_S)."""
+"""How a replay run behaves: its window, how often it records progress, how long it rides out faults,
+the type of a target queue it creates (the settings REPLAY_WINDOW, REPLAY_CHECKPOINT_EVERY,
+REPLAY_GIVE_UP_S, QUEUE_TYPE)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from eventreplay.broker.topology import DEFAULT_QUEUE_TYPE
 
 
 @dataclass(frozen=True)
@@ -14,6 +17,7 @@ class RunPolicy:
     confirm_timeout: float = 30.0  # a broker silent this long counts as a fault
     first_delay: float = 0.5  # reconnect delays double from here ...
     longest_delay: float = 10.0  # ... up to here
+    queue_type: str = DEFAULT_QUEUE_TYPE  # of a target queue the run declares (create_queue)
 
     @property
     def resend_bound(self) -> int:

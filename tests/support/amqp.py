@@ -25,8 +25,9 @@ from tests.support.waiting import wait_for
 
 @contextmanager
 def broker_connection(amqp_url: str) -> Iterator[pika.BlockingConnection]:
-    """A connection of its own to the broker, closed afterwards."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    """A connection of its own to the broker (AMQP_URL may name several nodes: the first that
+    accepts), closed afterwards."""
+    connection = pika.BlockingConnection([pika.URLParameters(url) for url in amqp_url.split(",")])
     try:
         yield connection
     finally:
