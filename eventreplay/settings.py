@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     retention_by_type: str = Field("", description="per event type, e.g. UserLoggedIn=7d,ProductViewed=30d")
     prune_interval_s: float = Field(3600.0, gt=0, description="how often the consumer applies the retention")
 
+    job_lease_s: float = Field(
+        15.0, ge=1, le=3600,
+        description="a replay job whose record did not change this long is taken over by another API instance",
+    )
+    instance_name: str = Field("", description="name of this API instance on its jobs (default: host:pid)")
+
     replay_queue: str = Field(
         "replayed", description="durable queue the Replay API declares at startup as a ready replay target"
     )

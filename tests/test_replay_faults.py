@@ -1,7 +1,8 @@
 """Replays under real faults, each counting what arrived in the target queue:
 
-- the API process killed (SIGKILL) at several moments and resumed: every event arrives, in order,
-  each resume re-sends at most the stated bound (docs/api.md "Guarantees"), digest as uninterrupted;
+- the API process killed (SIGKILL) at several moments and restarted: the new process takes the job
+  over by itself; every event arrives, in order, each takeover re-sends at most the stated bound
+  (docs/api.md "Guarantees"), digest as uninterrupted;
 - the SQLite store locked across the end of a job: the job ends completed with exact counts, and
   its state never seems to go back;
 - the store locked while a job runs: it never gets more than the bound ahead of its record;
@@ -32,54 +33,19 @@ from tests.support.api import ENDED, api_settings, wait_job
 from tests.support.events import new_event
 from tests.support.names import unique
 from tests.support.processes import ROOT, free_port, start_api
+from tests.support.replays import assert_resumed_delivery, store_order
 from tests.support.stores import private_esdb_url, seed
 from tests.support.waiting import wait_for
 
 WINDOW, CHECKPOINT_EVERY = 1000, 1000
 BOUND = WINDOW + CHECKPOINT_EVERY  # what docs/api.md states with these settings
+LEASE_S = 2  # JOB_LEASE_S: a killed instance's job is taken over after this long
 STATE_ORDER = {"pending": 0, "running": 1, "completed": 2}
 
 
-def store_order(store) -> tuple[list[str], dict[int, int], bytes]:
-    """(event ids in store order, position -> index, all bodies joined) of the whole store."""
-    ids, index_of_position, bodies = [], {}, []
-    for i, event in enumerate(store.read(EventQuery())):
-        ids.append(event.event_id)
-        index_of_position[event.position] = i
-        bodies.append(event.body)
-    return ids, index_of_position, b"".join(bodies)
-
-
-def delivery_runs(received: list[str], ids: list[str]) -> list[tuple[int, int]]:
-    """The received messages as runs of consecutive store indexes: [(first, last), ...]."""
-    index = {event_id: i for i, event_id in enumerate(ids)}
-    runs: list[list[int]] = []
-    for event_id in received:
-        i = index[event_id]
-        if runs and i == runs[-1][1] + 1:
-            runs[-1][1] = i
-        else:
-            runs.append([i, i])
-    return [(first, last) for first, last in runs]
-
-
-def assert_resumed_delivery(received: list[str], ids: list[str], resumed_after: list[int], bound: int) -> None:
-    """Every event, in store order, where each restart of the sequence continues right after a
-    recorded position and repeats at most `bound` events; no gap anywhere."""
-    runs = delivery_runs(received, ids)
-    assert runs[0][0] == 0, "the replay starts with the first matching event"
-    assert max(last for _, last in runs) == len(ids) - 1, "the replay reaches the last matching event"
-    assert set(received) == set(ids), "every matched event arrived"
-    for (_, previous_last), (first, _) in zip(runs, runs[1:]):
-        assert first <= previous_last + 1, f"a gap: events {previous_last + 1}..{first - 1} never arrived"
-        assert first - 1 in resumed_after, f"a restart at event {first} is not right after a recorded position"
-        assert previous_last - first + 1 <= bound, f"{previous_last - first + 1} events sent again (bound {bound})"
-    assert len(received) - len(ids) <= bound * len(resumed_after)
-    print(f"sent again per restart: {[last - first + 1 for (_, last), (first, _) in zip(runs, runs[1:])]}")
-
-
 @pytest.mark.slow
-def test_sigkill_at_several_moments_then_resume_resends_at_most_the_bound(store_url, store, amqp_url, names, tmp_path):
+def test_sigkill_at_several_moments_the_restarted_api_takes_over_resending_at_most_the_bound(
+        store_url, store, amqp_url, names, tmp_path):
     esdb = store_url.startswith("esdb")
     count, kill_at, body = (
         (5_000, (1_000, 2_500, 4_000), {"rate": 2_000}) if esdb else (100_000, (15_000, 45_000, 75_000), {})
@@ -88,7 +54,8 @@ def test_sigkill_at_several_moments_then_resume_resends_at_most_the_bound(store_
     ids, index_of_position, bodies = store_order(store)
     queue = names["target_queue"]
     declare_queue(amqp_url, queue)
-    env = {"REPLAY_WINDOW": str(WINDOW), "REPLAY_CHECKPOINT_EVERY": str(CHECKPOINT_EVERY), "LOG_LEVEL": "INFO"}
+    env = {"REPLAY_WINDOW": str(WINDOW), "REPLAY_CHECKPOINT_EVERY": str(CHECKPOINT_EVERY), "LOG_LEVEL": "INFO",
+           "JOB_LEASE_S": str(LEASE_S)}
     api = start_api(store_url, amqp_url, tmp_path / "api-1.log", **env)
     resumed_after: list[int] = []
     try:
@@ -101,14 +68,17 @@ def test_sigkill_at_several_moments_then_resume_resends_at_most_the_bound(store_
             api.kill()
             api.stop()
             api = start_api(store_url, amqp_url, tmp_path / f"api-{run}.log", **env)
-            interrupted = api.client.get(f"/replays/{job_id}").json()
-            assert interrupted["state"] == "interrupted", interrupted
-            resumed_after.append(index_of_position[interrupted["last_position"]])
-            response = api.client.post(f"/replays/{job_id}/resume")
-            assert response.status_code == 202, response.text
+            # the killed instance's record, as it left it: still running, under the dead owner
+            orphan = api.client.get(f"/replays/{job_id}").json()
+            assert orphan["state"] in ("pending", "running") and orphan["runs"] == run - 1, orphan
+            resumed_after.append(index_of_position[orphan["last_position"]])
+            # nobody resumes it: the new instance takes it over once its lease expired
+            wait_for(lambda: api.client.get(f"/replays/{job_id}").json()["runs"] == run, timeout=60,
+                     what=f"run {run} of the job, taken over by the restarted API")
         done = wait_job(api.client, job_id, timeout=180)
         assert done["state"] == "completed", done
         assert done["confirmed"] == done["matched"] == count and done["runs"] == len(kill_at) + 1
+        assert done["takeovers"] == len(kill_at)
         assert done["digest"] == hashlib.sha256(bodies).hexdigest(), "the digest of an uninterrupted replay"
 
         received = consume_message_ids(amqp_url, queue, at_least=count)

@@ -116,7 +116,15 @@ class ReplayJobOut(BaseModel):
         None, description="While a running job waits out a broker or store fault: why, and until when it keeps trying.",
     )
     digest: str
-    runs: int = Field(description="How many times the job was started (1 + resumes).")
+    runs: int = Field(description="How many times the job was started (1 + resumes and takeovers).")
+    owner: str | None = Field(
+        None, description="The API instance that runs (or last ran) the job: host:pid:suffix, or INSTANCE_NAME:suffix.")
+    heartbeat_at: datetime | None = Field(
+        None, description="When the owner last saved the job's record (at least every JOB_LEASE_S / 5 while it runs).")
+    takeovers: int = Field(
+        0, description="How many times an instance took the job over from one that had stopped (lease expired).")
+    cancel_requested: bool = Field(
+        False, description="A cancel asked through an instance that does not run the job: its owner ends it shortly.")
     up_to_position: int | None = Field(
         None, description="The store's last position when the job first started: events archived later are "
         "not part of it (so they neither stretch the job nor change what a resume delivers).",

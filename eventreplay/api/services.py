@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from eventreplay.api.broker_admin import BrokerAdmin
 from eventreplay.api.metrics import ReplayMetrics
 from eventreplay.backends import Backend
 from eventreplay.replay.engine import ReplayEngine
+from eventreplay.replay.leases import LeasePolicy, instance_name
 from eventreplay.replay.policy import RunPolicy
 from eventreplay.settings import Settings
 from eventreplay.store import EventStore, PersistenceError, StoreUnavailable
@@ -36,7 +38,9 @@ class Services:
         try:
             self.engine()
         except PersistenceError as error:
-            log.warning("the event store is not available yet (%s); will retry on use", error)
+            log.warning("the event store is not available yet (%s); will retry", error)
+            # the engine also takes over other instances' orphaned jobs: it must not wait for a request
+            threading.Thread(target=self._open_engine_later, name="engine-opener", daemon=True).start()
         if self.settings.replay_queue:
             # A ready target, so a first replay works without create_queue (as the README's curl).
             try:
@@ -52,10 +56,21 @@ class Services:
             if self._closed:
                 raise StoreUnavailable("the API is shutting down")
             engine = ReplayEngine(self.backend.events(), self.backend.jobs(), self.settings.amqp_url,
-                                  observer=self.metrics, policy=self.replay_policy)
-            engine.interrupt_leftovers()
+                                  observer=self.metrics, policy=self.replay_policy,
+                                  owner=instance_name(self.settings.instance_name),
+                                  lease=LeasePolicy(self.settings.job_lease_s))
+            engine.watch()  # jobs other instances (or this one's predecessor) left are taken over
             self._engine = engine
             return engine
+
+    def _open_engine_later(self) -> None:
+        while not self._closed:
+            time.sleep(2.0)
+            try:
+                self.engine()
+                return
+            except PersistenceError:
+                continue
 
     def store(self) -> EventStore:
         if self._closed:

@@ -4,21 +4,27 @@ Safe to call from any thread.
 A run stays known here until its final state is recorded: until then `get` answers from the run's
 in-memory job, which is the truth while the store cannot take it (a lock, a full disk), so a job
 never seems to go back to an earlier state.
+
+Several engines (API instances) may share one job repository (leases.py): each job has one owner;
+`watch()` takes over the jobs whose owner stopped renewing its lease and resumes them; a cancel or a
+resume works whichever instance receives it.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from datetime import timedelta
 
-from eventreplay.replay.job_records import JobRepository
-from eventreplay.replay.jobs import UNFINISHED_STATES, JobNotFound, JobState, JobStateConflict, ReplayJob
+from eventreplay.replay.job_records import JobChanged, JobRepository
+from eventreplay.replay.jobs import UNFINISHED_STATES, JobNotFound, JobState, JobStateConflict, ReplayJob, utcnow
+from eventreplay.replay.leases import LeasePolicy, instance_name
 from eventreplay.replay.recorder import JobRecorder
 from eventreplay.replay.progress import ReplayObserver
 from eventreplay.replay.policy import RunPolicy
 from eventreplay.replay.run import ReplayRun
 from eventreplay.replay.spec import ReplaySpec
-from eventreplay.store.base import EventStore
+from eventreplay.store.base import EventStore, PersistenceError
 
 log = logging.getLogger(__name__)
 
@@ -35,35 +41,81 @@ class _NoMetrics:
 
 class ReplayEngine:
     def __init__(self, store: EventStore, repository: JobRepository, amqp_url: str, *,
-                 observer: ReplayObserver | None = None, policy: RunPolicy = RunPolicy()):
+                 observer: ReplayObserver | None = None, policy: RunPolicy = RunPolicy(),
+                 owner: str | None = None, lease: LeasePolicy = LeasePolicy()):
         self.store = store
         self.repository = repository
         self.amqp_url = amqp_url
         self.observer = observer or _NoMetrics()
         self.policy = policy
+        self.owner = owner or instance_name()
+        self.lease = lease
         self._lock = threading.Lock()
         self._runs: dict[str, ReplayRun] = {}
         self._closed = False
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+        # job id -> (revision, when this instance first saw it): a record that does not change for
+        # a lease, by this instance's own clock, has no live owner
+        self._seen: dict[str, tuple[int, float]] = {}
 
     # lifecycle ------------------------------------------------------------------------------------
-    def interrupt_leftovers(self) -> int:
-        """Jobs left pending/running by a previous process can no longer progress: mark them
-        `interrupted` (resumable)."""
-        count = 0
+    def watch(self) -> None:
+        """Start taking over the jobs other instances (or this one's predecessor) left behind."""
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, name="lease-watcher", daemon=True)
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self.lease.renew_every):
+            try:
+                self.take_over_orphans()
+            except PersistenceError as error:
+                log.warning("could not look for replay jobs left without an owner (%s); trying again", error)
+            except Exception:  # noqa: BLE001 - the watcher must outlive any one failure
+                log.exception("looking for replay jobs left without an owner failed")
+
+    def take_over_orphans(self) -> list[str]:
+        """Claim and resume every unfinished job whose record has not changed for a whole lease."""
+        now, taken, unfinished = time.monotonic(), [], set()
         for state in UNFINISHED_STATES:
             for job in self.repository.list(state=state):
+                unfinished.add(job.id)
                 if self._live(job.id) is not None:
                     continue
-                job.end(JobState.interrupted, error="the API process stopped during the replay; resume it to continue")
-                self.repository.save(job)
-                count += 1
-        if count:
-            log.warning("%d replay job(s) of a previous process marked interrupted", count)
-        return count
+                seen = self._seen.get(job.id)
+                if seen is None or seen[0] != job.revision:
+                    self._seen[job.id] = (job.revision, now)
+                elif now - seen[1] >= self.lease.duration and self._claim(job):
+                    taken.append(job.id)
+        self._seen = {job_id: seen for job_id, seen in self._seen.items() if job_id in unfinished}
+        return taken
+
+    def _claim(self, job: ReplayJob) -> bool:
+        previous = job.owner or "an earlier version"
+        job.take_over(self.owner)
+        if job.cancel_requested:
+            job.end(JobState.cancelled)
+        try:
+            self.repository.save(job)
+        except JobChanged:
+            return False  # another instance was quicker, or the owner came back
+        if job.state.ended:
+            log.info("replay %s: cancelled as asked (its instance %s had stopped)", job.id, previous)
+            return True
+        log.warning("replay %s: taken over from %s, which stopped renewing its lease; resuming after "
+                    "event %d", job.id, previous, job.confirmed)
+        try:
+            self._start(job)
+        except JobStateConflict:
+            return False
+        return True
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop every run; they end `interrupted` (resumable). Final states that cannot be recorded
-        within `timeout` are left to the next start (which marks them interrupted)."""
+        within `timeout` are left behind: another instance (or the next start) takes those jobs
+        over when their lease expires."""
+        self._stopping.set()
         with self._lock:
             self._closed = True
             runs = list(self._runs.values())
@@ -78,12 +130,15 @@ class ReplayEngine:
     # operations ---------------------------------------------------------------------------------
     def submit(self, spec: ReplaySpec) -> ReplayJob:
         job = ReplayJob.create(spec)
+        job.owner, job.heartbeat_at = self.owner, utcnow()
         self.repository.save(job)
         return self._start(job)
 
     def _start(self, job: ReplayJob) -> ReplayJob:
+        """Run a job this instance has just saved as its owner."""
+        recorder = JobRecorder(self.repository, job, owner=self.owner, lease=self.lease)
         run = ReplayRun(
-            job, store=self.store, recorder=JobRecorder(self.repository, job), amqp_url=self.amqp_url,
+            job, store=self.store, recorder=recorder, amqp_url=self.amqp_url,
             observer=self.observer, policy=self.policy, on_exit=self._forget,
         )
         with self._lock:
@@ -126,7 +181,8 @@ class ReplayEngine:
         return self.get(job_id)
 
     def cancel(self, job_id: str, *, wait: float = 15.0) -> ReplayJob:
-        """Stop a job; answers with its final counts. JobStateConflict when it has ended."""
+        """Stop a job; answers with its final counts (a job run by another instance: its state
+        once that instance has ended it, within `wait`). JobStateConflict when it has ended."""
         run = self._live(job_id)
         if run is not None:
             if not run.stop(JobState.cancelled):
@@ -136,20 +192,56 @@ class ReplayEngine:
             if job.state.ended and job.state != JobState.cancelled:
                 raise JobStateConflict(f"replay {job_id} has already ended ({job.state.value})")
             return job
-        job = self.get(job_id)
-        # An unfinished job with no run in this process (another process's): record the cancel.
-        job.end(JobState.cancelled)
-        self.repository.save(job)
+        job = self._change(job_id, self._ask_cancel)
+        # Its owner ends it at its next heartbeat; an owner that stopped: the instance taking it over.
+        deadline = time.monotonic() + wait
+        while not job.state.ended and time.monotonic() < deadline:
+            time.sleep(0.1)
+            job = self.get(job_id)
+        if job.state.ended and job.state != JobState.cancelled:
+            raise JobStateConflict(f"replay {job_id} has already ended ({job.state.value})")
         return job
 
+    @staticmethod
+    def _ask_cancel(job: ReplayJob) -> None:
+        if job.state.ended:
+            raise JobStateConflict(f"replay {job.id} has already ended ({job.state.value})")
+        job.cancel_requested = True
+
     def resume(self, job_id: str) -> ReplayJob:
+        """Start a stopped job again after its last confirmed event. A job whose owner's lease
+        expired (heartbeat older than a lease) is taken over here at once."""
         if self._live(job_id) is not None:
             raise JobStateConflict(f"replay {job_id} is running")
-        job = self.get(job_id)
-        if not job.state.resumable:
-            raise JobStateConflict(
-                f"replay {job_id} is {job.state.value}; only interrupted, failed or cancelled jobs resume"
-            )
-        job.reopen()
-        self.repository.save(job)
+        job = self._change(job_id, self._reopen)
         return self._start(job)
+
+    def _reopen(self, job: ReplayJob) -> None:
+        if job.state.resumable:
+            job.reopen()
+            job.owner = self.owner
+            return
+        if not job.state.ended:
+            silent = utcnow() - job.heartbeat_at if job.heartbeat_at else None
+            if silent is not None and silent < timedelta(seconds=self.lease.duration):
+                raise JobStateConflict(f"replay {job.id} is {job.state.value} on instance {job.owner} "
+                                       f"(its last heartbeat {silent.total_seconds():.0f} s ago)")
+            job.take_over(self.owner)
+            return
+        raise JobStateConflict(
+            f"replay {job.id} is {job.state.value}; only interrupted, failed or cancelled jobs resume")
+
+    def _change(self, job_id: str, change) -> ReplayJob:
+        """Read the job, change it, save it over what was read; again if another instance saved
+        it meanwhile."""
+        for _ in range(20):
+            job = self.repository.get(job_id)
+            if job is None:
+                raise JobNotFound(f"no replay job {job_id!r}")
+            change(job)
+            try:
+                self.repository.save(job)
+                return job
+            except JobChanged:
+                continue
+        raise JobStateConflict(f"replay {job_id} keeps changing; try again")

@@ -1,9 +1,9 @@
 """The replay job: its states, every allowed change between them, and the record kept of it while it
 runs and after it ended.
 
-Every state change is a method of ReplayJob (`start`, `end`, `reopen`) that checks the move against
-one table, so "a job never goes back from an end state" holds by construction: only a resume
-(`reopen`) leaves `interrupted`, `failed` or `cancelled`, and nothing leaves `completed`.
+Every state change is a method of ReplayJob (`start`, `end`, `reopen`, `take_over`) that checks the
+move, so "a job never goes back from an end state" holds by construction: only a resume (`reopen`)
+leaves `interrupted`, `failed` or `cancelled`, and nothing leaves `completed`.
 """
 from __future__ import annotations
 
@@ -98,6 +98,16 @@ class ReplayJob(BaseModel):
     # The store's last position when the job first started: the job replays what was archived up
     # to then, so events arriving meanwhile neither stretch it nor change a resume's content.
     up_to_position: int | None = None
+    # The lease (leases.py): the API instance running the job and when it last said so. Another
+    # instance takes the job over when the record stops changing for a lease's time.
+    owner: str | None = None
+    heartbeat_at: datetime | None = None
+    takeovers: int = 0  # how many times an instance took the job over from one that stopped
+    # Asked by an instance that is not the owner; the owner ends the job at its next heartbeat.
+    cancel_requested: bool = False
+    # The record's version in the job repository (not part of the record): a save succeeds only
+    # over the version it read (compare-and-set), so two instances never both change a job.
+    revision: int = Field(0, exclude=True)
 
     @classmethod
     def create(cls, spec: ReplaySpec) -> "ReplayJob":
@@ -126,6 +136,14 @@ class ReplayJob(BaseModel):
             raise ValueError(f"{state.value} is not an end state")
         self._move(state)
         self.ended_at, self.error, self.reconnecting = utcnow(), error, None
+
+    def take_over(self, owner: str) -> None:
+        """pending/running -> pending under a new owner: the instance that ran it stopped without a
+        word (its lease expired); the new owner's run resumes after the last confirmed event."""
+        if self.state.ended:
+            raise JobStateConflict(f"replay {self.id} has already ended ({self.state.value})")
+        self.state, self.owner, self.takeovers = JobState.pending, owner, self.takeovers + 1
+        self.reconnecting = None
 
     def reopen(self) -> None:
         """interrupted/failed/cancelled -> pending, for a resume."""

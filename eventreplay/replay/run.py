@@ -31,7 +31,9 @@ from typing import Callable
 
 import pika
 
-from eventreplay.broker import CONNECTION_ERRORS, ConfirmedPublisher, PublishFailed, close_quietly, connect
+from eventreplay.broker import (
+    CONNECTION_ERRORS, ConfirmedPublisher, PublishFailed, close_quietly, connect, connected_node,
+)
 from eventreplay.replay.jobs import JobState, ReplayJob
 from eventreplay.replay.messages import MillisecondClock, replay_properties
 from eventreplay.replay.pacing import pacer_for
@@ -52,7 +54,7 @@ TICK_EVERY = 32  # publishes between looks at the clock
 
 
 class _Stopped(Exception):
-    """stop() was called: end the run now (cancelled or interrupted)."""
+    """stop() was called: end the run now (cancelled or interrupted), or the job was taken over."""
 
 
 class GaveUp(Exception):
@@ -74,8 +76,10 @@ class ReplayRun(threading.Thread):
                                     checkpoint_interval=policy.checkpoint_interval)
         self._stop_requested = threading.Event()
         self._stop_lock = threading.Lock()
-        self._stop_state = JobState.cancelled
+        self._stop_state: JobState | None = JobState.cancelled  # None: taken over, end without a word
         self._ending = False  # the run has decided how it ends: stop() comes too late
+        recorder.on_cancel = lambda: self.stop(JobState.cancelled)
+        recorder.on_lost = self._lose
         self._connection: pika.BlockingConnection | None = None
         self._publisher: ConfirmedPublisher | None = None
         self._retry = RetryPolicy(interrupt=self._stop_requested, first=policy.first_delay,
@@ -98,6 +102,13 @@ class ReplayRun(threading.Thread):
             self._stop_requested.set()
             return True
 
+    def _lose(self) -> None:
+        """Another instance owns the job now (this one's lease expired): stop sending at once."""
+        with self._stop_lock:
+            if not self._ending:
+                self._stop_state = None
+                self._stop_requested.set()
+
     # the run ------------------------------------------------------------------------------------
     def run(self) -> None:
         try:
@@ -114,10 +125,15 @@ class ReplayRun(threading.Thread):
             self._disconnect()
         with self._stop_lock:
             self._ending = True
-        self.job.end(end, error=error)
-        final = self.progress.refresh()
+        if end is None or self.recorder.lost.is_set():
+            log.info("replay %s: this run stops: another instance took the job over", self.job.id)
+            self.recorder.abandon()
+            self._on_exit(self)
+            return
         if end == JobState.completed and self.job.matched is None:
             self.job.matched = self.progress.tracker.confirmed  # the one pass has counted them
+        self.job.end(end, error=error)
+        final = self.progress.refresh()
         self.progress.report_metrics()
         if not self.recorder.finish(final):
             log.error("replay %s ended %s but its final state could not be recorded", self.job.id, end.value)
@@ -125,8 +141,9 @@ class ReplayRun(threading.Thread):
                  final.matched)
         self._on_exit(self)
 
-    def _replay(self) -> JobState:
-        """Publish the job's events; the state the job ends in (completed, or how it was stopped)."""
+    def _replay(self) -> JobState | None:
+        """Publish the job's events; the state the job ends in (completed, or how it was stopped;
+        None when it was taken over)."""
         try:
             self._ride_out(self._prepare)
             self._ride_out(self._publish_remaining)
@@ -170,7 +187,8 @@ class ReplayRun(threading.Thread):
 
     def _recovered(self) -> None:
         if self.job.reconnecting is not None:
-            log.info("replay %s: continuing after the fault", self.job.id)
+            where = f" (RabbitMQ at {connected_node(self._connection)})" if self._connection is not None else ""
+            log.info("replay %s: continuing after the fault%s", self.job.id, where)
             self.progress.change(reconnecting=None)
 
     def _attempt(self, step: Callable[[], None]) -> None:
@@ -221,7 +239,7 @@ class ReplayRun(threading.Thread):
         if remaining == 0:
             return
         self._connection = connect(self.amqp_url, client_name=f"eventreplay-replay-{job.id[:8]}")
-        ensure_target(self._connection, spec)
+        ensure_target(self._connection, spec, queue_type=self.policy.queue_type)
         publisher = self._publisher = ConfirmedPublisher(
             self._connection, tracker, window=self.policy.window, confirm_timeout=self.policy.confirm_timeout)
         self._recovered()
@@ -242,6 +260,8 @@ class ReplayRun(threading.Thread):
                     self._wait_until(moment)
                 if self.progress.unrecorded() >= self.policy.resend_bound:
                     self._wait_for_recorded_progress()
+                if not self.recorder.lease_fresh():
+                    self._wait_for_lease()
                 properties = replay_properties(event, replay_id=job.id, replayed_at=clock.now())
                 publisher.publish(exchange, fixed_key if fixed_key is not None else event.routing_key, event.body,
                                   properties, item=event)
@@ -287,6 +307,24 @@ class ReplayRun(threading.Thread):
                 self.progress.change(reconnecting=f"waiting to record progress: {recorder.error}")
             if waited > self.policy.give_up_after:
                 raise GaveUp(f"could not record progress for {self.policy.give_up_after:.0f} s: {recorder.error}")
+        if self.job.reconnecting is not None:
+            self.progress.change(reconnecting=None)
+
+    def _wait_for_lease(self) -> None:
+        """The lease: send nothing more until the recorder has renewed it (or learnt that the job
+        was taken over, which stops the run)."""
+        self._publisher.flush()
+        started = time.monotonic()
+        while not self.recorder.lease_fresh():
+            self._check_stop()
+            self._publisher.serve(0.02)
+            self.progress.tick()
+            waited = time.monotonic() - started
+            if waited > 1.0 and self.job.reconnecting is None:
+                self.progress.change(reconnecting=f"waiting to renew the job's lease: {self.recorder.error}")
+            if waited > self.policy.give_up_after:
+                raise GaveUp(f"could not renew the job's lease for {self.policy.give_up_after:.0f} s: "
+                             f"{self.recorder.error}")
         if self.job.reconnecting is not None:
             self.progress.change(reconnecting=None)
 

@@ -124,6 +124,7 @@ def job_view(job: dict[str, Any], now: datetime | None = None) -> dict[str, Any]
         "error": job.get("error"),
         "reconnecting": job.get("reconnecting"),
         "notice": job.get("notice"),
+        "owner_text": _owner_text(job),
         "target": job.get("target") or _target_of(request),
         "summary": describe_request(request),
     }
@@ -135,3 +136,15 @@ def _target_of(request: dict[str, Any]) -> str:
     if request.get("target_exchange"):
         return f"exchange '{request['target_exchange']}'"
     return "—"
+
+
+def _owner_text(job: dict[str, Any]) -> str:
+    """Which API instance runs the job, and how it got there: "host:1234:ab12 (run 2, taken over once)"."""
+    owner = job.get("owner") or "—"
+    runs, takeovers = job.get("runs") or 0, job.get("takeovers") or 0
+    more = [f"run {runs}"] if runs > 1 else []
+    if takeovers:
+        more.append("taken over once" if takeovers == 1 else f"taken over {takeovers} times")
+    if job.get("cancel_requested") and str(job.get("state")) in UNFINISHED:
+        more.append("cancel requested")
+    return owner + (f" ({', '.join(more)})" if more else "")

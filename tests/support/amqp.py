@@ -53,6 +53,12 @@ def queue_depth(amqp_url: str, queue: str) -> int:
         return connection.channel().queue_declare(queue, passive=True).method.message_count
 
 
+def queue_consumers(amqp_url: str, queue: str) -> int:
+    """How many consumers the queue has (the queue must exist)."""
+    with broker_connection(amqp_url) as connection:
+        return connection.channel().queue_declare(queue, passive=True).method.consumer_count
+
+
 def queue_exists(amqp_url: str, queue: str) -> bool:
     with broker_connection(amqp_url) as connection:
         try:

@@ -101,7 +101,10 @@ def get_replay(job_id: JobId, engine: EngineDep):
              dependencies=[ApiKey], responses=error_responses(401, 404, 409, 503))
 def cancel_replay(job_id: JobId, engine: EngineDep):
     """Stops publishing (checked before every event), waits for the broker's confirms of what is
-    in flight, and answers the job with its final counts. 409 when the job has already ended."""
+    in flight, and answers the job with its final counts. Any API instance can take it: a job run by
+    another instance gets `cancel_requested`, its owner ends it at its next heartbeat (within
+    JOB_LEASE_S / 5) and this answers once it has (after 15 s at most: then still running, with
+    `cancel_requested`). 409 when the job has already ended."""
     return ReplayJobOut.of(engine.cancel(_checked_id(job_id)))
 
 
@@ -109,7 +112,10 @@ def cancel_replay(job_id: JobId, engine: EngineDep):
              summary="Resume an interrupted, failed or cancelled replay job",
              dependencies=[ApiKey], responses=error_responses(401, 404, 409, 503))
 def resume_replay(job_id: JobId, response: Response, engine: EngineDep, broker: BrokerDep):
-    """Continues after the last confirmed event: no confirmed event is published again."""
+    """Continues after the last confirmed event: no confirmed event is published again. Any API
+    instance can take it, and then runs the job. A job still `running` whose instance stopped
+    renewing its lease (no heartbeat for JOB_LEASE_S) is taken over at once; one with a live owner
+    is a 409."""
     job = engine.get(_checked_id(job_id))
     if job.state.resumable:
         broker.ensure_target(job.request)

@@ -1,12 +1,14 @@
 """Replay jobs in SQLite: a `replay_jobs` table in the event store's database file (the store owns
-its own tables), on a connection of its own."""
+its own tables), on a connection of its own. Compare-and-set by a `revision` column: an UPDATE
+matches the row only at the revision the job was read at (SQLite serialises writers, so two API
+processes on one file cannot both succeed)."""
 from __future__ import annotations
 
 import sqlite3
 import threading
 from pathlib import Path
 
-from eventreplay.replay.job_records.base import JobRepository
+from eventreplay.replay.job_records.base import JobChanged, JobRepository
 from eventreplay.replay.jobs import JobState, ReplayJob
 from eventreplay.store.base import PersistenceError, StoreUnavailable
 
@@ -27,6 +29,13 @@ class SQLiteJobRepository(JobRepository):
                 self._db.execute(
                     "CREATE INDEX IF NOT EXISTS replay_jobs_created ON replay_jobs (created_at DESC)"
                 )
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(replay_jobs)")}
+                if "revision" not in columns:  # a file of an earlier version: its jobs are at revision 1
+                    try:
+                        self._db.execute("ALTER TABLE replay_jobs ADD COLUMN revision INTEGER NOT NULL DEFAULT 1")
+                    except sqlite3.OperationalError as error:  # another process added it first
+                        if "duplicate column" not in str(error):
+                            raise
         except sqlite3.Error as error:
             raise StoreUnavailable(f"cannot open the job table in {self.path}: {error}") from error
 
@@ -34,24 +43,31 @@ class SQLiteJobRepository(JobRepository):
         data = job.model_dump_json()
         try:
             with self._lock, self._db:
-                self._db.execute(
-                    "INSERT INTO replay_jobs (id, state, created_at, data) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (id) DO UPDATE SET state = excluded.state, data = excluded.data",
-                    (job.id, job.state.value, job.created_at.isoformat(), data),
-                )
+                if job.revision == 0:
+                    changed = self._db.execute(
+                        "INSERT INTO replay_jobs (id, state, created_at, data, revision) VALUES (?, ?, ?, ?, 1)"
+                        " ON CONFLICT (id) DO NOTHING",
+                        (job.id, job.state.value, job.created_at.isoformat(), data)).rowcount
+                else:
+                    changed = self._db.execute(
+                        "UPDATE replay_jobs SET state = ?, data = ?, revision = revision + 1"
+                        " WHERE id = ? AND revision = ?", (job.state.value, data, job.id, job.revision)).rowcount
         except sqlite3.Error as error:
             raise PersistenceError(f"cannot save replay job {job.id}: {error}") from error
+        if not changed:
+            raise JobChanged(f"replay job {job.id} changed since revision {job.revision}")
+        job.revision += 1
 
     def get(self, job_id: str) -> ReplayJob | None:
         try:
             with self._lock:
-                row = self._db.execute("SELECT data FROM replay_jobs WHERE id = ?", (job_id,)).fetchone()
+                row = self._db.execute("SELECT data, revision FROM replay_jobs WHERE id = ?", (job_id,)).fetchone()
         except sqlite3.Error as error:
             raise PersistenceError(f"cannot read replay job {job_id}: {error}") from error
-        return ReplayJob.model_validate_json(row[0]) if row else None
+        return _job(row) if row else None
 
     def list(self, *, state: JobState | None = None, limit: int | None = None) -> list[ReplayJob]:
-        sql = "SELECT data FROM replay_jobs"
+        sql = "SELECT data, revision FROM replay_jobs"
         args: list = []
         if state is not None:
             sql += " WHERE state = ?"
@@ -65,8 +81,14 @@ class SQLiteJobRepository(JobRepository):
                 rows = self._db.execute(sql, args).fetchall()
         except sqlite3.Error as error:
             raise PersistenceError(f"cannot list replay jobs: {error}") from error
-        return [ReplayJob.model_validate_json(row[0]) for row in rows]
+        return [_job(row) for row in rows]
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _job(row) -> ReplayJob:
+    job = ReplayJob.model_validate_json(row[0])
+    job.revision = row[1]
+    return job
