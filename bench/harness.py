@@ -118,6 +118,10 @@ class BrokerProbe:
 
 
 # the project's entry points as processes -----------------------------------------------------------
+# Several consumers run side by side in a benchmark: none serves metrics (one port per host).
+QUIET = {"CONSUMER_METRICS_PORT": "0"}
+
+
 class ProjectProcess:
     """`python <script>` of the project, started as a user starts it (from the project folder, with
     the settings in the environment), its output in a log file for when something goes wrong."""
@@ -126,7 +130,7 @@ class ProjectProcess:
         self.script, self.log_path = script, log_path
         self._log = open(log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, script], cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            [sys.executable, script], cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **QUIET, **env},
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )
 

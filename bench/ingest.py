@@ -3,6 +3,7 @@ pika drain of the same messages that stores nothing, measured in the same run.
 
     .venv/bin/python bench/ingest.py                    # backlog of 20,000 events, 1 consumer, 3 runs
     .venv/bin/python bench/ingest.py --consumers 3      # 3 competing consumer processes
+    .venv/bin/python bench/ingest.py --consumers 1,2,3  # 1, then 2, then 3 in each run, side by side
     .venv/bin/python bench/ingest.py --live             # from the first publish instead
     .venv/bin/python bench/ingest.py --in-process       # ArchiveConsumer in a thread (for profiling)
 
@@ -293,31 +294,50 @@ def start_live_publisher(bench: Bench, names: Names, children: list):
     return collect
 
 
-def one_run(bench: Bench, esdb_url: str | None) -> dict:
-    """Raw drain, SQLite, then EventStoreDB: one row of the table."""
+def backend_key(name: str, consumers: int, counts: tuple[int, ...]) -> str:
+    return name if len(counts) == 1 else f"{name}{consumers}"
+
+
+def one_run(bench: Bench, esdb_url: str | None, counts: tuple[int, ...]) -> dict:
+    """Raw drain, then SQLite and EventStoreDB with each number of consumers: one row of the table.
+    With several counts, `xK` is the rate with K consumers over the rate with the first count."""
     run = {f"raw_{key}": value for key, value in measure(bench, None).items()}
-    with tempfile.TemporaryDirectory(prefix="store-", dir=bench.folder) as folder:
-        run.update({f"sqlite_{key}": value for key, value in measure(bench, harness.sqlite_url(folder)).items()})
-    run["sqlite_ratio"] = run["sqlite_rate"] / run["raw_rate"]
-    if esdb_url:
-        store_url = harness.with_stream_prefix(esdb_url, unique("bench-ingest") + "-")
-        run.update({f"esdb_{key}": value for key, value in measure(bench, store_url).items()})
-        run["esdb_ratio"] = run["esdb_rate"] / run["raw_rate"]
+    for consumers in counts:
+        bench.consumers = consumers
+        sqlite, esdb = backend_key("sqlite", consumers, counts), backend_key("esdb", consumers, counts)
+        with tempfile.TemporaryDirectory(prefix="store-", dir=bench.folder) as folder:
+            run.update({f"{sqlite}_{key}": value for key, value in measure(bench, harness.sqlite_url(folder)).items()})
+        run[f"{sqlite}_ratio"] = run[f"{sqlite}_rate"] / run["raw_rate"]
+        if esdb_url:
+            store_url = harness.with_stream_prefix(esdb_url, unique("bench-ingest") + "-")
+            run.update({f"{esdb}_{key}": value for key, value in measure(bench, store_url).items()})
+            run[f"{esdb}_ratio"] = run[f"{esdb}_rate"] / run["raw_rate"]
+        for name in ("sqlite", "esdb") if esdb_url else ("sqlite",):
+            first = backend_key(name, counts[0], counts)
+            run[f"{backend_key(name, consumers, counts)}_scale"] = (
+                run[f"{backend_key(name, consumers, counts)}_rate"] / run[f"{first}_rate"])
     run["load"] = os.getloadavg()[0]
     return run
 
 
 # output ---------------------------------------------------------------------------------------------------
-def columns(bench: Bench, esdb: bool) -> list[Column]:
-    backends = [("raw", "raw drain")] + [("sqlite", "SQLite")] + ([("esdb", "ESDB")] if esdb else [])
+def columns(bench: Bench, esdb: bool, counts: tuple[int, ...]) -> list[Column]:
+    backends = [("raw", "raw drain", 1)]
+    for consumers in counts:
+        suffix = "" if len(counts) == 1 else f" x{consumers}"
+        backends += [(backend_key("sqlite", consumers, counts), f"SQLite{suffix}", consumers)]
+        if esdb:
+            backends += [(backend_key("esdb", consumers, counts), f"ESDB{suffix}", consumers)]
     cols: list[Column] = []
-    for key, name in backends:
+    for key, name, consumers in backends:
         cols += [Column(f"{key}_s", f"{name} s", harness.seconds), Column(f"{key}_rate", f"{name} /s", harness.rate)]
         if key != "raw":
             cols.append(Column(f"{key}_ratio", f"{name}/raw", harness.share))
+        if key != "raw" and len(counts) > 1 and consumers != counts[0]:
+            cols.append(Column(f"{key}_scale", f"{name} / x{counts[0]}", lambda value: f"{value:.2f}x"))
         if bench.live:
             cols.append(Column(f"{key}_publish_s", f"{name}: publisher s", harness.seconds))
-        elif bench.consumers > 1 and key != "raw":
+        elif consumers > 1 and key != "raw":
             cols += [Column(f"{key}_spread", f"{name} attach spread s", harness.seconds),
                      Column(f"{key}_head", f"{name} stored before clock", harness.count)]
     return cols + [Column("load", "load avg", lambda value: f"{value:.1f}")]
@@ -326,7 +346,8 @@ def columns(bench: Bench, esdb: bool) -> list[Column]:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20_000, help="events per measurement")
-    parser.add_argument("--consumers", type=int, default=1, help="competing consumer processes on the queue")
+    parser.add_argument("--consumers", default="1",
+                        help="competing consumer processes on the queue; a list (1,2,3) measures each in every run")
     parser.add_argument("--live", action="store_true", help="time from the first publish, consumers attached first")
     parser.add_argument("--backlog", action="store_true", help="time draining a full queue (the default)")
     parser.add_argument("--in-process", action="store_true", help="run the ArchiveConsumer in a thread here (1 consumer)")
@@ -337,10 +358,14 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.live and args.backlog:
         parser.error("--live and --backlog exclude each other")
-    if args.in_process and args.consumers != 1:
-        parser.error("--in-process runs one consumer")
-    if args.consumers < 1 or args.events < 1 or args.repeat < 1:
+    try:
+        args.consumers = tuple(int(part) for part in args.consumers.split(",") if part.strip())
+    except ValueError:
+        parser.error(f"--consumers takes a number or a list like 1,2,3, not {args.consumers!r}")
+    if not args.consumers or min(args.consumers) < 1 or args.events < 1 or args.repeat < 1:
         parser.error("--consumers, --events and --repeat must be at least 1")
+    if args.in_process and args.consumers != (1,):
+        parser.error("--in-process runs one consumer")
     return args
 
 
@@ -357,15 +382,19 @@ def main() -> None:
     probe = BrokerProbe(settings.amqp_url, "bench-ingest-probe")
     try:
         with tempfile.TemporaryDirectory(prefix="bench-ingest-") as folder:
-            bench = Bench(settings, events, probe, Path(folder), args.consumers, args.live, args.in_process, overrides)
+            bench = Bench(settings, events, probe, Path(folder), args.consumers[0], args.live, args.in_process,
+                          overrides)
             runs = []
             for number in range(1, args.repeat + 1):
-                runs.append(one_run(bench, esdb_url))
-                out.print(f"run {number}/{args.repeat}: SQLite {runs[-1]['sqlite_rate']:,.0f}/s, "
-                          f"raw drain {runs[-1]['raw_rate']:,.0f}/s (load average {runs[-1]['load']:.1f})")
+                runs.append(one_run(bench, esdb_url, args.consumers))
+                rates = ", ".join(f"SQLite x{k} {runs[-1][backend_key('sqlite', k, args.consumers) + '_rate']:,.0f}/s"
+                                  for k in args.consumers)
+                out.print(f"run {number}/{args.repeat}: {rates}, raw drain {runs[-1]['raw_rate']:,.0f}/s "
+                          f"(load average {runs[-1]['load']:.1f})")
     finally:
         probe.close()
-    how = "in-process ArchiveConsumer" if args.in_process else f"{args.consumers} consumer.py process(es)"
+    how = ("in-process ArchiveConsumer" if args.in_process
+           else f"{'/'.join(map(str, args.consumers))} consumer.py process(es)")
     mode = "first publish -> all stored" if args.live else "backlog: consumers attached -> all stored"
     title = f"ingest of {args.events:,} events, {mode}, vs a raw drain"
     caption = (f"Project: {how}, batch {effective.batch_size}, prefetch {effective.prefetch}, "
@@ -374,7 +403,7 @@ def main() -> None:
                f"Starts seen by passive declare every {ATTACH_POLL * 1000:.0f} ms; stores polled every "
                f"{harness.POLL * 1000:.0f} ms (SQLite) / {ESDB_POLL * 1000:.0f} ms (ESDB); the raw drain stamps its "
                "own last ack. X/raw = ratio of the rates within the run.")
-    out.print(harness.runs_table(title, columns(bench, bool(esdb_url)), [("", runs)], caption))
+    out.print(harness.runs_table(title, columns(bench, bool(esdb_url), args.consumers), [("", runs)], caption))
 
 
 if __name__ == "__main__":
