@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     batch_size: int = Field(500, ge=1, le=10_000, description="events stored per transaction at most")
     batch_max_latency_ms: int = Field(50, ge=1, le=10_000, description="longest wait to fill a batch")
     prefetch: int = Field(2000, ge=1, le=65_535, description="unacked messages the consumer may hold")
+    consumer_metrics_port: int = Field(
+        9464, ge=0, le=65_535, description="port of the consumer's Prometheus /metrics (0: not served)",
+    )
+    consumer_metrics_host: str = Field("127.0.0.1", description="address the consumer's /metrics listens on")
     log_level: str = "INFO"
 
     indexed_fields: str = Field(

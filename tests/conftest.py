@@ -2,8 +2,11 @@
 real stores, the API and the consumer as the tests use them, with unique names so that tests run in
 any order. The helpers they are made of are in tests/support/.
 
-AMQP_URL names the broker to test against (default: the local node `task start_services` runs).
-ESDB_URL names an EventStoreDB (CI starts the emulator); without it EventStoreDB tests skip.
+AMQP_URL names the broker to test against (default: the local node `task start_services` runs);
+when nothing answers there and a Docker engine does, a RabbitMQ container (testcontainers).
+ESDB_URL names an EventStoreDB (CI starts the emulator); without it, a real EventStoreDB container
+where a Docker engine answers, else the EventStoreDB tests skip. The header says which
+(tests/support/containers.py).
 Each EventStoreDB test gets its own stream prefix (`streamPrefix` in the store URL), so tests that
 share one server never see each other's events.
 """
@@ -26,6 +29,7 @@ from eventreplay.store import EventStore, open_store
 from eventreplay.ui import create_app as create_ui
 from tests.support.amqp import declare_queue, declared_archive, delete_queue, delete_topology
 from tests.support.api import api_settings
+from tests.support.containers import session_eventstoredb, session_rabbitmq, start_eventstoredb, start_rabbitmq
 from tests.support.events import T0, new_event
 from tests.support.ingest import consumer_env
 from tests.support.limited_servers import IDLE_CONNECTIONS, UI_THREADS, start_limited_api, start_limited_ui
@@ -38,15 +42,28 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
 BACKENDS = ("sqlite", "esdb")
 
 
+def configured_amqp_url() -> str:
+    return os.environ.get("AMQP_URL", DEFAULT_AMQP_URL).split(",")[0].strip()  # a cluster's: its first node
+
+
+def pytest_report_header(config) -> list[str]:
+    """Where the EventStoreDB and the RabbitMQ of this run come from (tests/support/containers.py)."""
+    return [session_eventstoredb().header("eventstoredb"), session_rabbitmq(configured_amqp_url()).header("rabbitmq")]
+
+
 # -- the broker ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def amqp_url() -> str:
-    url = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL).split(",")[0].strip()  # a cluster's: its first node
-    try:
-        pika.BlockingConnection(pika.URLParameters(url)).close()
-    except Exception as error:  # noqa: BLE001 - any failure means the same thing here
-        pytest.fail(f"RabbitMQ is not reachable at {url} ({error!r}); run `task start_services` first", False)
+def amqp_url(request) -> str:
+    url = configured_amqp_url()
+    choice = session_rabbitmq(url)
+    if choice.source == "testcontainers":
+        container, url, management_port = start_rabbitmq()
+        request.addfinalizer(container.stop)
+        # for the programs the tests start and the helpers that use the management API
+        os.environ.update(AMQP_URL=url, RABBITMQ_MANAGEMENT_PORT=str(management_port))
+    elif choice.source == "none":
+        pytest.fail(f"RabbitMQ is not reachable: {choice.reason}; run `task start_services` first", False)
     return url
 
 
@@ -130,11 +147,16 @@ def rabbit_cluster(_rabbit_cluster):
 # -- the stores ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def esdb_base_url() -> str:
-    url = os.environ.get("ESDB_URL")
-    if not url:
-        pytest.skip("ESDB_URL is not set: no EventStoreDB to test against (CI starts the emulator)")
-    return url
+def esdb_base_url(request) -> str:
+    """ESDB_URL; else a real EventStoreDB in a container (Docker); else the test skips."""
+    choice = session_eventstoredb()
+    if choice.source == "none":
+        pytest.skip(f"no EventStoreDB to test against: {choice.reason} (CI starts the emulator)")
+    if choice.source == "testcontainers":
+        container, url = start_eventstoredb()
+        request.addfinalizer(container.stop)
+        return url
+    return choice.url
 
 
 @pytest.fixture(params=[pytest.param(b, marks=[pytest.mark.esdb] if b == "esdb" else []) for b in BACKENDS])

@@ -268,6 +268,33 @@ def test_count_and_counts_by_type(store):
     assert store.count(EventQuery(after_position=first.position)) == 8
 
 
+def test_counts_per_minute_of_the_last_hour_by_event_timestamp(store):
+    # the ingest chart's numbers: minute i counts start + i min <= timestamp < start + (i+1) min,
+    # by the event's own time, whatever order the events arrived in
+    start = datetime.now(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=59)
+    minute, tick = timedelta(minutes=1), timedelta(microseconds=1)
+    inside = (series(3, start=start, step=timedelta(seconds=19))  # minute 0, from its first microsecond
+              + series(4, "UserLoggedIn", start=start + 17 * minute + timedelta(seconds=30), step=tick)
+              + [new_event(timestamp=start + 59 * minute + timedelta(seconds=59, microseconds=999_999))])
+    outside = [new_event(timestamp=start - tick), new_event(timestamp=start + 60 * minute),
+               new_event(timestamp=start - timedelta(hours=2)), new_event(timestamp=start + timedelta(days=1))]
+    store.append(inside[4:] + outside[:2])
+    store.append(outside[2:] + inside[:4])
+    expected = [0] * 60
+    expected[0], expected[17], expected[59] = 3, 4, 1
+    assert store.counts_per_minute(start, 60) == expected
+    assert store.counts_per_minute(start.replace(tzinfo=None), 60) == expected  # naive means UTC
+    # asked again after more arrived (the overview polls): new events and a late one count too
+    store.append([new_event(timestamp=start + 59 * minute), new_event(timestamp=start + 5 * minute),
+                  new_event(timestamp=start - minute)])
+    expected[59], expected[5] = 2, 1
+    assert store.counts_per_minute(start, 60) == expected
+    assert store.counts_per_minute(start + 17 * minute, 1) == [4]
+    assert store.counts_per_minute(start - timedelta(hours=3), 2) == [0, 0]
+    with pytest.raises(ValueError):
+        store.counts_per_minute(start, 0)
+
+
 def test_up_to_position_fixes_a_read_to_what_the_store_held(store):
     # A replay reads what was archived when it started, whatever arrives meanwhile.
     assert store.last_position() >= 0

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from eventreplay.api import errors
 from eventreplay.api.guard import RequestGuard
-from eventreplay.api.routers import events, ops, replays
+from eventreplay.api.routers import dead_letters, events, ingest, ops, replays
 from eventreplay.api.services import Services
 from eventreplay.logs import configure_logging
 from eventreplay.settings import Settings, get_settings
@@ -53,4 +53,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(replays.router)
     app.include_router(events.router)
     app.include_router(ops.router)
+    app.include_router(dead_letters.router)
+    app.include_router(ingest.router)
     return app

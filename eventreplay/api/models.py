@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -254,3 +254,98 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         code: {"model": ValidationErrorOut if code == 422 else ErrorOut, "description": meaning[code]}
         for code in codes
     }
+
+
+# -- dead letters (eventreplay/dead_letters, docs/api.md "Dead letters") ----------------------------
+
+class DeadLetterOut(BaseModel):
+    id: str = Field(description="stable and unique: the x-dead-letter-id header, or a hash of body and headers")
+    reason: str
+    dead_lettered_at: str | None = Field(None, description="ISO 8601 UTC; null for dead letters older than the header")
+    routing_key: str | None = Field(None, description="the original routing key")
+    exchange: str | None = Field(None, description="the original exchange")
+    message_id: str | None = None
+    event_type: str | None = None
+    content_type: str | None = None
+    size: int = Field(description="body size in bytes")
+    preview: str = Field(description="the start of the body as text (200 characters at most)")
+
+    @classmethod
+    def of(cls, letter) -> "DeadLetterOut":
+        return cls(id=letter.id, reason=letter.reason, dead_lettered_at=letter.dead_lettered_at,
+                   routing_key=letter.routing_key, exchange=letter.exchange, message_id=letter.message_id,
+                   event_type=letter.event_type, content_type=letter.content_type, size=letter.size,
+                   preview=letter.preview)
+
+
+class ReasonCount(BaseModel):
+    reason: str
+    count: int
+
+
+class DeadLetterList(BaseModel):
+    total: int = Field(description="messages in the dead-letter queue")
+    by_reason: list[ReasonCount] = Field(description="counts over the messages looked at (the first 10,000)")
+    items: list[DeadLetterOut]
+
+
+class DeadLetterSelection(BaseModel):
+    """Body of `POST /dead-letters/redrive` and `/discard`: `reason` and/or `ids` (both: the
+    intersection; neither: every dead letter)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "invalid event: timestamp: Field required"},
+                                        {"ids": ["5b0f4f3e-8f7e-4a59-9d0e-1c2a3b4c5d6e"]}, {}]},
+    )
+    reason: str | None = Field(None, min_length=1, max_length=2000, description="exactly a reason as listed")
+    ids: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(None, max_length=10_000)
+
+
+class RedriveResult(BaseModel):
+    redriven: int
+    remaining: int
+
+
+class DiscardResult(BaseModel):
+    discarded: int
+    remaining: int
+
+
+# -- ingest (eventreplay/api/routers/ingest.py, docs/api.md "Ingest") -------------------------------
+
+class QueueOut(BaseModel):
+    name: str
+    messages: int = Field(description="ready to deliver (not counting delivered, unacknowledged ones)")
+    consumers: int
+
+
+class DeadLetterQueueOut(BaseModel):
+    name: str
+    messages: int
+
+
+class MinuteCount(BaseModel):
+    minute: datetime = Field(description="the minute's start (UTC)")
+    count: int = Field(description="stored events whose own timestamp falls in this minute")
+
+
+class IngestOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "archive_queue": {"name": "eventstore-writer-queue", "messages": 0, "consumers": 1},
+        "dead_letter_queue": {"name": "eventstore-writer-queue.dead-letter", "messages": 2},
+        "broker": "ok", "consumer_connected": True, "lag_seconds": 0.0,
+        "per_minute": [{"minute": "2024-05-01T11:01:00Z", "count": 298}, "... 60 items ..."],
+        "oldest_event": "2024-02-01T00:00:03Z", "newest_event": "2024-05-01T12:00:00Z", "events": 120000}]})
+    archive_queue: QueueOut | None = Field(description="null when the queue does not exist or the broker is unreachable")
+    dead_letter_queue: DeadLetterQueueOut | None
+    broker: str = Field(description='"ok" or "unreachable: <reason>"')
+    consumer_connected: bool = Field(description="the archive queue has at least one consumer")
+    lag_seconds: float | None = Field(description=(
+        "0 when the archive queue is empty; while messages wait in it, how old the newest stored event "
+        "is (now - its timestamp): the waiting messages are newer than what is stored. null when unknown "
+        "(no queue, broker unreachable, or messages waiting with nothing stored yet)."))
+    per_minute: list[MinuteCount] = Field(description="the last 60 minutes, oldest first, the current minute last")
+    oldest_event: datetime | None
+    newest_event: datetime | None
+    events: int

@@ -37,6 +37,9 @@ class ConfirmTracker:
         self._next_tag = 1
         self._sample_every = latency_sample_every
         self._latencies: list[float] = []
+        # confirmed by this tracker (`confirmed` may start at an earlier run's count): the sample is
+        # its 1st, then every n-th, so that a short replay is measured too
+        self._confirmed_here = 0
 
     # the publisher's side --------------------------------------------------------------------
     def sent(self, item: Any, *, message_id: str | None, now: float) -> int:
@@ -116,5 +119,6 @@ class ConfirmTracker:
             del in_flight[tag]
             self.confirmed += 1
             self._confirm(entry.item)
-            if self.confirmed % self._sample_every == 0:
+            if self._confirmed_here % self._sample_every == 0:
                 self._latencies.append(now - entry.sent_at)
+            self._confirmed_here += 1

@@ -38,6 +38,7 @@ from eventreplay.broker import (
 )
 from eventreplay.ingest.batch import Batch
 from eventreplay.ingest.dead_letters import publish_dead_letters
+from eventreplay.ingest.observer import IngestObserver, NoObserver
 from eventreplay.ingest.stats import IngestStats
 from eventreplay.ingest.triage import triage
 from eventreplay.ingest.writer import BatchWriter
@@ -66,7 +67,7 @@ class TopologyRefused(Exception):
 
 class ArchiveConsumer:
     def __init__(self, settings: Settings, store: EventStore, *, client_name: str = "eventreplay-consumer",
-                 summary_every: float = SUMMARY_EVERY):
+                 summary_every: float = SUMMARY_EVERY, observer: IngestObserver | None = None):
         self.settings, self.store = settings, store
         self.topology = ArchiveTopology(settings.exchange, settings.archive_queue, settings.dead_letter_queue,
                                         settings.queue_type)
@@ -74,6 +75,8 @@ class ArchiveConsumer:
         self.batch_size = settings.batch_size
         self.max_latency = settings.batch_max_latency_ms / 1000
         self.stats = IngestStats()
+        self.observer = observer or NoObserver()  # the metrics (ingest/metrics.py)
+        self._connections = 0  # opened so far: every one after the first is a reconnect
         self.consuming = threading.Event()  # set while the consumer is attached to the queue
         self._stop = threading.Event()
         self.refused: TopologyRefused | None = None  # set when run() ended on a configuration error
@@ -110,6 +113,9 @@ class ArchiveConsumer:
             log.info("the event store takes writes again; resuming")
             self._store_failed = False
         connection = connect(self.settings.amqp_url, client_name=self.client_name)
+        self._connections += 1
+        if self._connections > 1:
+            self.observer.reconnected()
         try:
             self._consume(connection)
         except PersistenceError as error:
@@ -121,6 +127,7 @@ class ArchiveConsumer:
             raise
         finally:
             self.consuming.clear()
+            self.observer.broker_connected(False)
             self._batch, self._ready = Batch(), []  # what was not acked will be redelivered
             close_quietly(connection)  # unacked messages go back to the queue now
 
@@ -141,10 +148,12 @@ class ArchiveConsumer:
         channel.basic_qos(prefetch_count=self.settings.prefetch)
         dead_letters = ConfirmedPublisher(connection)
         # the writer's wake-up makes process_data_events return as soon as a batch is stored
-        writer = BatchWriter(self.store, wake=lambda: connection.add_callback_threadsafe(_nothing))
+        writer = BatchWriter(self.store, wake=lambda: connection.add_callback_threadsafe(_nothing),
+                             on_commit=self.observer.store_committed)
         try:
             consumer_tag = channel.basic_consume(self.topology.queue, self._on_message, auto_ack=False)
             self.consuming.set()
+            self.observer.broker_connected(True)
             log.info("consuming from %r on %s (prefetch %d, batches of up to %d or %d ms)", self.topology.queue,
                      connected_node(connection), self.settings.prefetch, self.batch_size,
                      self.settings.batch_max_latency_ms)
@@ -190,6 +199,7 @@ class ArchiveConsumer:
         # a batch: full batches are set aside here and handed to the writer when pika returns.
         if method.redelivered:
             self.stats.redelivered += 1
+            self.observer.message_redelivered()
         if len(self._batch) >= self.batch_size:
             self._ready.append(self._batch)
             self._batch = Batch()
@@ -230,6 +240,7 @@ class ArchiveConsumer:
         stats.duplicates += len(batch.events) - new
         stats.dead_lettered += len(batch.dead_letters)
         stats.replay_skipped += batch.replayed
+        self.observer.batch_acked(batch, new)
         log.debug("batch of %d: %d new, %d duplicates, %d dead-lettered, %d replays skipped; acked up to %d",
                   len(batch), new, len(batch.events) - new, len(batch.dead_letters), batch.replayed,
                   batch.last_tag)

@@ -4,21 +4,24 @@ through the default exchange straight to the queue."""
 from __future__ import annotations
 
 import logging
+import uuid
 
 from pika.spec import BasicProperties
 
 from eventreplay.broker import ConfirmedPublisher, republished_properties
+from eventreplay.dead_letters.letters import dead_letter_headers
 from eventreplay.ingest.triage import DeadLetter
 
 log = logging.getLogger(__name__)
 
-REASON_HEADER = "x-dead-letter-reason"
 MAX_REASON = 1000  # header values travel with every copy; the reason is one readable line anyway
 
 
 def dead_letter_properties(letter: DeadLetter) -> BasicProperties:
+    # an id of its own (x-dead-letter-id) and the time, so that an operator can find and choose it
+    # (eventreplay/dead_letters/letters.py)
     fields = republished_properties(letter.properties, routing_key=letter.routing_key, exchange=letter.exchange,
-                                    headers={REASON_HEADER: letter.reason[:MAX_REASON]})
+                                    headers=dead_letter_headers(letter.reason[:MAX_REASON], str(uuid.uuid4())))
     fields.pop("expiration", None)  # a dead letter must stay until someone has looked at it
     return BasicProperties(**fields)
 

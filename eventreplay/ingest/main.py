@@ -1,14 +1,17 @@
 """`python consumer.py`: open the store named by EVENT_STORE_URL and run the ArchiveConsumer until
 SIGTERM or Ctrl-C (which finish the current batch: stored and acked) -> exit code 0. A configuration
-error -> exit code 2: a wrong EVENT_STORE_URL, or RabbitMQ refusing the archive topology (403/406)."""
+error -> exit code 2: a wrong EVENT_STORE_URL, RabbitMQ refusing the archive topology (403/406), or
+CONSUMER_METRICS_PORT taken. Its Prometheus metrics are served on CONSUMER_METRICS_HOST:PORT (0: off)."""
 from __future__ import annotations
 
 import logging
 import signal
 import sys
 import threading
+from http.server import HTTPServer
 
 from eventreplay.ingest.consumer import ArchiveConsumer
+from eventreplay.ingest.metrics import IngestMetrics, MetricsUnavailable, serve_metrics
 from eventreplay.logs import configure_logging
 from eventreplay.retention import Pruner, RetentionPolicy
 from eventreplay.retrying import Interrupted, RetryPolicy, one_line
@@ -35,6 +38,32 @@ def main(settings: Settings | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
 
+    metrics = IngestMetrics()
+    try:  # first: a port that is taken is said at once, not after the store has opened
+        server = _serve_metrics(metrics, settings)
+    except MetricsUnavailable as error:
+        print(f"consumer: {error} (set CONSUMER_METRICS_PORT to a free port, or 0 for no metrics)",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        return _archive(settings, stop, consumer, metrics)
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+
+def _serve_metrics(metrics: IngestMetrics, settings: Settings) -> HTTPServer | None:
+    host, port = settings.consumer_metrics_host, settings.consumer_metrics_port
+    if not port:
+        return None
+    server = serve_metrics(metrics, host, port)
+    log.info("Prometheus metrics at http://%s:%d/metrics", host, port)
+    return server
+
+
+def _archive(settings: Settings, stop: threading.Event, consumer: list[ArchiveConsumer],
+             metrics: IngestMetrics) -> int:
     try:
         store = _open_store(settings, stop)
     except PersistenceError as error:
@@ -48,7 +77,7 @@ def main(settings: Settings | None = None) -> int:
         if not policy.keeps_everything:
             pruner = Pruner(store, policy, settings.prune_interval_s)
             pruner.start()
-        consumer.append(ArchiveConsumer(settings, store))
+        consumer.append(ArchiveConsumer(settings, store, observer=metrics))
         if not stop.is_set():
             consumer[0].run()
         if pruner is not None:

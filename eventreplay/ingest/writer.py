@@ -20,6 +20,7 @@ import collections
 import logging
 import queue
 import threading
+import time
 from typing import Callable
 
 from eventreplay.ingest.batch import Batch
@@ -38,8 +39,10 @@ LONGEST_RETRY_DELAY = 5.0
 
 
 class BatchWriter:
-    def __init__(self, store: EventStore, wake: Callable[[], None]):
+    def __init__(self, store: EventStore, wake: Callable[[], None],
+                 on_commit: Callable[[float], None] | None = None):
         self.store, self._wake = store, wake
+        self._on_commit = on_commit  # seconds one committed append took (ingest metrics)
         self._todo: queue.SimpleQueue = queue.SimpleQueue()
         self._done: collections.deque[tuple[Batch, int | BaseException]] = collections.deque()
         self.pending = 0  # submitted, result not yet taken (used by the connection's thread only)
@@ -75,7 +78,11 @@ class BatchWriter:
         batch (published and confirmed before the ack) and the rest is appended again."""
         while batch.events:
             try:
-                return self.store.append(batch.events)
+                started = time.perf_counter()
+                new = self.store.append(batch.events)
+                if self._on_commit is not None:
+                    self._on_commit(time.perf_counter() - started)
+                return new
             except EventRejected as rejected:
                 kept = [event for event in batch.events if event.event_id not in rejected.reasons]
                 if len(kept) == len(batch.events):

@@ -10,8 +10,11 @@ import abc
 import json
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping, Sequence
+
+
+MAX_CHART_MINUTES = 24 * 60  # counts_per_minute answers a day at most: its cost grows with the window
 
 
 class PersistenceError(Exception):
@@ -151,6 +154,22 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def span(self) -> ArchiveSpan:
         """How many events, the oldest and newest timestamps, the retention applied; cheap."""
+
+    def counts_per_minute(self, start: datetime, minutes: int) -> list[int]:
+        """Events per minute by their own timestamp: item i counts the events with `start + i min
+        <= timestamp < start + (i+1) min` (`start` naive means UTC). For the ingest chart (the
+        last hour): its cost is bounded by the events of the window, never by the archive's size
+        (each backend says how)."""
+        if self._closed:
+            raise PersistenceError(f"{self.name} is closed")
+        if not 0 < minutes <= MAX_CHART_MINUTES:
+            raise ValueError(f"minutes must be 1..{MAX_CHART_MINUTES}, not {minutes}")
+        aware = start.replace(tzinfo=timezone.utc) if start.tzinfo is None else start.astimezone(timezone.utc)
+        return self._counts_per_minute(aware, minutes)
+
+    @abc.abstractmethod
+    def _counts_per_minute(self, start: datetime, minutes: int) -> list[int]:
+        """counts_per_minute with its arguments checked (`start` aware UTC)."""
 
     @abc.abstractmethod
     def prune(self, before: datetime, *, event_types: tuple[str, ...] | None = None,

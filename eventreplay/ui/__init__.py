@@ -47,11 +47,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     csrf.init_app(app)
     api_client.init_app(app)
 
-    from eventreplay.ui import events, overview, replays
+    from eventreplay.ui import dead_letters, events, overview, replays
 
     app.register_blueprint(overview.bp)
     app.register_blueprint(replays.bp)
     app.register_blueprint(events.bp)
+    app.register_blueprint(dead_letters.bp)
     # browsers ask for /favicon.ico before (or without) reading the page's <link rel="icon">
     app.add_url_rule("/favicon.ico", "favicon", lambda: app.send_static_file("favicon.ico"))
     _register_helpers(app)

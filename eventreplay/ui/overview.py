@@ -1,5 +1,7 @@
 """`/`: the prototype's entry point. The replay form (which still accepts the prototype's post of
-`event_type` + `target_queue`), its preview, and the overview: counts by type, total, readiness."""
+`event_type` + `target_queue`), its preview, and the overview: counts by type, total, readiness,
+and the ingest story (events per minute over the last hour, consumer, queue depth, lag, dead
+letters: ingest_view.py)."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,6 +9,7 @@ from typing import Any
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from wtforms.fields.choices import SelectChoice
 
+from eventreplay.ui import ingest_view
 from eventreplay.ui.api_client import ApiError, get_api
 from eventreplay.ui.forms import ActionForm, ReplayForm
 from eventreplay.ui.view_helpers import format_number, format_when, job_view
@@ -19,7 +22,8 @@ RECENT_JOBS = 5
 def load_overview() -> dict[str, Any]:
     """Counts and readiness; each part fails on its own so one outage does not blank the page."""
     api = get_api()
-    data: dict[str, Any] = {"types": [], "total": None, "ready": None, "error": None, "archive": None}
+    data: dict[str, Any] = {"types": [], "total": None, "ready": None, "error": None, "archive": None,
+                            "ingest": None}
     try:
         types = api.event_types()
         data["types"] = [{"event_type": str(t.get("event_type")), "count": int(t.get("count") or 0)} for t in types]
@@ -29,6 +33,7 @@ def load_overview() -> dict[str, Any]:
         if error.unreachable:
             # the same cause would fail /ready too: say it once
             data["ready"] = {"api": "unreachable"}
+            data["ingest"] = ingest_view.unavailable(error.message)
             return data
     try:
         data["ready"] = api.ready()
@@ -38,6 +43,7 @@ def load_overview() -> dict[str, Any]:
         data["archive"] = api.archive()
     except ApiError:
         pass  # the counts above already say what is wrong
+    data["ingest"] = ingest_view.load_ingest(api)
     return data
 
 

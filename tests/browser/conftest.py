@@ -52,7 +52,9 @@ def system(amqp_url, tmp_path_factory) -> System:
     # the archive is bound before the first event is published
     with declared_archive(amqp_url, names):
         try:
-            api = start_api(store_url, amqp_url, folder / "replay-api.log", api_key=api_key)
+            # the API watches the test's own archive queues (the overview's consumer state, dead letters)
+            api = start_api(store_url, amqp_url, folder / "replay-api.log", api_key=api_key,
+                            ARCHIVE_QUEUE=names["archive_queue"], DEAD_LETTER_QUEUE=names["dead_letter_queue"])
             consumer.start()
             publish_simulated(amqp_url, names["exchange"], SIMULATED_EVENTS, seed=4242)
             counts = wait_archived(api.url, SIMULATED_EVENTS, consumer)

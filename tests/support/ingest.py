@@ -22,11 +22,12 @@ def consumer_settings(amqp_url: str, store_url: str, names: dict[str, str], **ov
 
 def consumer_env(amqp_url: str, store_url: str, names: dict[str, str], **overrides: str) -> dict[str, str]:
     """The environment of `python consumer.py` for that broker, store and archive (consumer_settings
-    as a process reads them), logging at INFO unless `overrides` say otherwise."""
+    as a process reads them), logging at INFO and serving no metrics (several consumers run at once)
+    unless `overrides` say otherwise."""
     return program_env(**{
         "AMQP_URL": amqp_url, "EVENT_STORE_URL": store_url, "EXCHANGE": names["exchange"],
         "ARCHIVE_QUEUE": names["archive_queue"], "DEAD_LETTER_QUEUE": names["dead_letter_queue"],
-        "LOG_LEVEL": "INFO", **overrides,
+        "LOG_LEVEL": "INFO", "CONSUMER_METRICS_PORT": "0", **overrides,
     })
 
 

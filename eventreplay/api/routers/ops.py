@@ -1,4 +1,4 @@
-"""Operations: liveness, readiness, metrics."""
+"""Operations: liveness, readiness, metrics (the replays' and, read at each scrape, the archive queues')."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse
 
 from eventreplay.api.deps import ServicesDep
 from eventreplay.api.errors import BROKER_ERRORS
-from eventreplay.api.metrics import CONTENT_TYPE_LATEST
+from eventreplay.api.metrics import CONTENT_TYPE_LATEST, read_broker_queues
 from eventreplay.api.models import Health, Readiness
 from eventreplay.store import PersistenceError
 
@@ -45,8 +45,10 @@ def metrics(services: ServicesDep):
         list_jobs = engine.list
     except PersistenceError:
         list_jobs = None
+    settings = services.settings
+    queues = read_broker_queues(services.broker, settings.archive_queue, settings.dead_letter_queue)
     try:
-        text = services.metrics.render(list_jobs)
+        text = services.metrics.render(list_jobs, queues)
     except PersistenceError:
-        text = services.metrics.render(None)
+        text = services.metrics.render(None, queues)
     return Response(text, media_type=CONTENT_TYPE_LATEST)

@@ -66,7 +66,7 @@ from eventreplay.store.base import (
     StoredEvent, StoreUnavailable,
 )
 from eventreplay.store.esdb import fields as field_records
-from eventreplay.store.esdb import lookup, retention
+from eventreplay.store.esdb import lookup, per_minute, retention
 from eventreplay.store.esdb.appends import Appender
 from eventreplay.store.esdb.ids import IdIndex
 from eventreplay.store.esdb.log import LogReader
@@ -104,6 +104,7 @@ class EventStoreDBEventStore(EventStore):
         self._ids = IdIndex(self.client, stream_prefix, self._timeout)
         self._appender = Appender(self)
         self._appended = False  # an appending instance keeps the tally's checkpoints
+        self._minute_counts = per_minute.MinuteCounts(self._log, stream_prefix)  # the ingest chart's, kept
 
     @property
     def stream_prefix(self) -> str:
@@ -274,6 +275,9 @@ class EventStoreDBEventStore(EventStore):
                           for flag in (False, True))
         return ArchiveSpan(events=events, oldest=oldest, newest=newest,
                            pruned_before=from_us(state.pruned_before_us) if state.pruned_before_us is not None else None)
+
+    def _counts_per_minute(self, start: datetime, minutes: int) -> list[int]:
+        return self._minute_counts.counts(retention.current(self._records), start, minutes)
 
     def prune(self, before: datetime, *, event_types: tuple[str, ...] | None = None,
               except_types: tuple[str, ...] = (), stop: threading.Event | None = None) -> int:

@@ -32,7 +32,7 @@ from eventreplay.schema import canonical_uuid, read_json_or_none
 from eventreplay.store.base import (
     ArchiveSpan, EventQuery, EventStore, FieldIndex, NewEvent, PersistenceError, StoredEvent, StoreUnavailable,
 )
-from eventreplay.store.sqlite import maintenance
+from eventreplay.store.sqlite import maintenance, per_minute
 from eventreplay.store.sqlite.archive import (
     INSERT_KEY, TABLES, indexed_fields, keys_of, ready_fields, tally_existing,
 )
@@ -208,6 +208,10 @@ class SQLiteEventStore(EventStore):
 
     def span(self) -> ArchiveSpan:
         return self._maintain("reading the archive's span", maintenance.span)
+
+    def _counts_per_minute(self, start: datetime, minutes: int) -> list[int]:
+        return self._maintain("counting events per minute", lambda conn: per_minute.counts_per_minute(
+            conn, start, minutes))
 
     def prune(self, before: datetime, *, event_types: tuple[str, ...] | None = None,
               except_types: tuple[str, ...] = (), stop: threading.Event | None = None) -> int:

@@ -143,8 +143,10 @@
     var chartEmpty = section.querySelector("[data-chart-empty]");
     var ready = section.querySelector("[data-ready]");
     var errorBox = section.querySelector("[data-overview-error]");
+    var ingestCard = document.querySelector("[data-live-ingest]");
     poll(section.getAttribute("data-live-overview"), Math.max(POLL_MS * 3, 2000), function (data) {
       showError(errorBox, data.error);
+      if (ingestCard && data.ingest) updateIngest(ingestCard, data.ingest);
       if (data.total != null) total.textContent = data.total_text;
       if (data.archive) {
         section.querySelectorAll("[data-archive-field]").forEach(function (el) {
@@ -183,6 +185,87 @@
     });
   }
 
+  // -- ingest: events per minute (our own SVG, no library), consumer, queue, lag, dead letters --
+  var SVG_NS = "http://www.w3.org/2000/svg";
+  var CHART = { width: 720, height: 220, left: 52, right: 10, top: 14, bottom: 30 };
+
+  function svgEl(name, attrs, text) {
+    var el = document.createElementNS(SVG_NS, name);
+    Object.keys(attrs || {}).forEach(function (key) { el.setAttribute(key, attrs[key]); });
+    if (text != null) el.textContent = text;
+    return el;
+  }
+
+  // The smallest 1, 2 or 5 times a power of ten at or above n: round numbers on the y axis.
+  function niceCeiling(n) {
+    if (n <= 1) return 1;
+    var power = Math.pow(10, Math.floor(Math.log10(n)));
+    var steps = [1, 2, 5, 10];
+    for (var i = 0; i < steps.length; i++) if (steps[i] * power >= n) return steps[i] * power;
+    return 10 * power;
+  }
+
+  // One bar per minute (oldest left, the current minute right), each with a <title> as its
+  // tooltip and a full-height hover target; y axis 0 / half / top, x labels every 15 minutes.
+  function drawTimeseries(svg, points) {
+    var c = CHART;
+    var plotW = c.width - c.left - c.right, plotH = c.height - c.top - c.bottom;
+    var most = points.reduce(function (m, p) { return Math.max(m, p.count); }, 0);
+    var top = niceCeiling(most);
+    var slot = points.length ? plotW / points.length : plotW;
+    var parts = [];
+    (top % 2 ? [0, top] : [0, top / 2, top]).forEach(function (value) {
+      var y = c.top + plotH - (value / top) * plotH;
+      parts.push(svgEl("line", { "class": "ts-grid", x1: c.left, x2: c.width - c.right, y1: y, y2: y }));
+      parts.push(svgEl("text", { "class": "ts-axis ts-y", x: c.left - 6, y: y + 4, "text-anchor": "end" },
+        formatNumber(value)));
+    });
+    var bars = svgEl("g", { "class": "ts-bars" });
+    points.forEach(function (p, i) {
+      var x = c.left + i * slot;
+      var h = (p.count / top) * plotH;
+      var group = svgEl("g", { "class": "ts-minute", "data-minute": p.minute, "data-count": p.count });
+      group.appendChild(svgEl("title", {}, p.title));
+      group.appendChild(svgEl("rect", { "class": "ts-hit", x: x, y: c.top, width: slot, height: plotH }));
+      group.appendChild(svgEl("rect", { "class": "ts-bar", x: x + slot * 0.12, y: c.top + plotH - h,
+        width: Math.max(slot * 0.76, 1), height: h }));
+      bars.appendChild(group);
+      if (i % 15 === 0 || i === points.length - 1) {
+        parts.push(svgEl("text", { "class": "ts-axis ts-x", x: x + slot / 2, y: c.height - c.bottom + 16,
+          "text-anchor": i === points.length - 1 ? "end" : "middle" }, p.label));
+      }
+    });
+    parts.push(bars);
+    parts.push(svgEl("line", { "class": "ts-baseline", x1: c.left, x2: c.width - c.right,
+      y1: c.top + plotH, y2: c.top + plotH }));
+    svg.replaceChildren.apply(svg, parts);
+    var total = points.reduce(function (sum, p) { return sum + p.count; }, 0);
+    svg.setAttribute("aria-label", "Events per minute over the last hour: " + formatNumber(total) +
+      " in total, at most " + formatNumber(most) + " in one minute");
+  }
+
+  function updateIngest(card, view) {
+    showError(card.querySelector("[data-ingest-error]"), view.error);
+    card.querySelectorAll("[data-ingest-field]").forEach(function (el) {
+      var value = view[el.getAttribute("data-ingest-field")];
+      el.textContent = value == null ? "—" : value;
+    });
+    var consumer = card.querySelector('[data-ingest-field="consumer"]');
+    if (consumer) {
+      consumer.className = "badge " + (view.consumer_ok ? "state-ok" : "state-down");
+      consumer.setAttribute("data-ok", JSON.stringify(view.consumer_ok));
+    }
+    var svg = card.querySelector("[data-timeseries]");
+    if (svg && (view.points.length || !view.error)) drawTimeseries(svg, view.points);
+    var empty = card.querySelector("[data-timeseries-empty]");
+    if (empty) empty.hidden = view.last_hour > 0 || !!view.error;
+  }
+
+  function initialIngest(card) {
+    var data = card.querySelector("script[data-ingest-initial]");
+    try { return data ? JSON.parse(data.textContent) : null; } catch (e) { return null; }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("table[data-live-jobs]").forEach(function (table) {
       bindActions(table);
@@ -191,6 +274,10 @@
     document.querySelectorAll("[data-live-job]").forEach(function (section) {
       bindActions(section);
       liveJobDetail(section);
+    });
+    document.querySelectorAll("[data-live-ingest]").forEach(function (card) {
+      var view = initialIngest(card);
+      if (view) updateIngest(card, view);
     });
     document.querySelectorAll("[data-live-overview]").forEach(liveOverview);
   });
