@@ -2,9 +2,11 @@
 backfill of their index (`reindex`), the retention's deletes (`prune`), and what the archive spans.
 
 Every write here is a short transaction, its rows read before the write lock is taken, and after
-each one the lock is left free for at least as long as it was held: the consumer, which writes the
-same file, waits for one short step at most instead of starving behind back-to-back transactions
-(SQLite's busy handler polls the lock; it would rarely find a gap of microseconds). Each step's
+each one the lock is left free for at least as long as it was held (a prune step: four times as long):
+the consumer, which writes the same file, waits for one short step at most instead of starving behind
+back-to-back transactions (SQLite's busy handler polls the lock; it would rarely find a gap of
+microseconds). Each step checkpoints the pages it wrote itself, so that the consumer's next commit
+does not pay for copying them into the database file. Each step's
 progress is in the database, so an interrupted reindex or prune continues where it stopped.
 """
 from __future__ import annotations
@@ -24,13 +26,19 @@ Connection = Callable[[], sqlite3.Connection]
 REINDEX_STEP = 2_000  # positions per reindex transaction
 PRUNE_STEP = 200  # events per prune transaction (a hold of a few ms)
 LEAST_PAUSE_S = 0.005  # the lock is left free at least this long after each step
+# Deletes dirty pages all over the file (the event-id and key indexes are in random order): a step's
+# I/O lasts beyond its transaction. The pause after it is this many times its hold, so the disk has
+# room for the consumer's commits too.
+PAUSE_PER_HOLD = 4
 
 
 class _Paced:
-    """A write transaction, then a pause as long as the lock was held (at least LEAST_PAUSE_S)."""
+    """A write transaction, a passive checkpoint, then a pause of `pause_per_hold` times the time the
+    lock was held (at least LEAST_PAUSE_S)."""
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, pause_per_hold: float = 1.0):
         self.conn = conn
+        self.pause_per_hold = pause_per_hold
 
     def __enter__(self) -> None:
         self._transaction = write_transaction(self.conn)
@@ -40,7 +48,12 @@ class _Paced:
     def __exit__(self, *failure) -> None:
         self._transaction.__exit__(*failure)
         if failure[0] is None:
-            time.sleep(max(time.monotonic() - self._started, LEAST_PAUSE_S))
+            held = time.monotonic() - self._started
+            # this step's pages are copied into the database file by the step itself, outside the
+            # lock (PASSIVE never blocks a writer), not by the consumer's next commit crossing the
+            # auto-checkpoint threshold
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            time.sleep(max(held * self.pause_per_hold, LEAST_PAUSE_S))
 
 
 def index_fields(conn: sqlite3.Connection, fields: Sequence[str]) -> None:
@@ -116,7 +129,7 @@ def prune(conn: sqlite3.Connection, before: datetime, *, event_types: tuple[str,
             fields = indexed_fields(conn)
             keys = [(name, value, position) for position, body in rows
                     for name, value in keys_of(read_json_or_none(body), fields)]
-            with _Paced(conn):
+            with _Paced(conn, PAUSE_PER_HOLD):
                 conn.executemany(DELETE_KEY, keys)
                 gone = conn.executemany("DELETE FROM events WHERE position = ?",
                                         [(row[0],) for row in rows]).rowcount
