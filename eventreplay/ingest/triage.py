@@ -78,6 +78,7 @@ def triage(method: Basic.Deliver, properties: BasicProperties, body: bytes, rece
         exchange=exchange,
         received_at=received_at,
         properties=stored,
+        payload=event.payload,
     )
 
 

@@ -51,6 +51,9 @@ class NewEvent:
     exchange: str
     received_at: datetime  # when the consumer received it, aware UTC
     properties: Mapping[str, Any] = field(default_factory=dict)  # AMQP properties, JSON-able; headers inside
+    # the body already parsed, when the caller has it (the consumer validated it): the store then
+    # reads the indexed fields from it instead of parsing the body a second time
+    payload: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ import time
 import weakref
 from pathlib import Path
 from datetime import datetime
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from eventreplay.schema import canonical_uuid, read_json_or_none
 from eventreplay.store.base import (
@@ -120,7 +120,7 @@ class SQLiteEventStore(EventStore):
             return 0
         # parsed before the write lock is taken (when the last append saw indexed fields), so the
         # lock is held only for SQLite's own work; an archive without indexes parses nothing
-        payloads = {row[0]: read_json_or_none(row[3]) for row in rows} if self._indexing else None
+        payloads = self._payloads(events, rows) if self._indexing else None
         conn = self._conn()
         try:
             with write_transaction(conn):
@@ -133,7 +133,7 @@ class SQLiteEventStore(EventStore):
                 self._indexing = bool(fields)
                 if fields and new:
                     if payloads is None:
-                        payloads = {row[0]: read_json_or_none(row[3]) for row in rows}
+                        payloads = self._payloads(events, rows)
                     # with no duplicate in the batch, the rows took before+1 ... before+n
                     stored = (enumerate((row[0] for row in rows), before + 1) if new == len(rows) else
                               conn.execute("SELECT position, event_id FROM events WHERE position > ?",
@@ -143,6 +143,12 @@ class SQLiteEventStore(EventStore):
         except sqlite3.Error as error:
             raise translate(error, f"appending {len(rows)} events") from None
         return new
+
+    @staticmethod
+    def _payloads(events: Sequence[NewEvent], rows: list[tuple]) -> dict[str, Any]:
+        """event_id -> the parsed body (the caller's, when it gave one)."""
+        return {row[0]: event.payload if event.payload is not None else read_json_or_none(row[3])
+                for event, row in zip(events, rows)}
 
     # reads
 
