@@ -103,6 +103,7 @@ class Publisher:
         self.process = spawn.Process(target=_steady_publisher, daemon=True,
                                      args=(amqp_url, exchange, rate, count, self.ready, self.go, self.report))
         self.process.start()
+        self.seconds = count / rate  # how long it publishes: the wait for its report allows for it
         wait_until(self.ready.is_set, "the publisher to be ready", timeout=300, every=0.05, check=self.check)
 
     def check(self) -> None:
@@ -112,7 +113,7 @@ class Publisher:
     def run(self) -> tuple[dict[str, float], float]:
         """Let it go and wait until it is done: ({event_id: publish time}, publisher seconds)."""
         self.go.set()
-        stamps, confirmed, elapsed = self.report.get(timeout=harness.TIMEOUT)
+        stamps, confirmed, elapsed = self.report.get(timeout=self.seconds + harness.TIMEOUT)
         self.process.join(30)
         if confirmed != len(stamps):
             raise RuntimeError(f"{confirmed} of {len(stamps)} published events confirmed")
