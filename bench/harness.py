@@ -84,7 +84,15 @@ class BrokerProbe:
     from one thread only (pika connections are not thread-safe)."""
 
     def __init__(self, amqp_url: str, name: str = "bench-probe"):
+        self.amqp_url, self.name = amqp_url, name
         self.connection = connect(amqp_url, client_name=name)
+        self.channel = self.connection.channel()
+
+    def refresh(self) -> None:
+        """A new connection: after a long untimed step (seeding 1M events) the broker has dropped an
+        idle one (a blocking connection answers no heartbeats while nobody calls it)."""
+        self.close()
+        self.connection = connect(self.amqp_url, client_name=self.name)
         self.channel = self.connection.channel()
 
     def declare_queue(self, queue: str) -> None:

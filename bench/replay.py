@@ -231,6 +231,7 @@ def big_run(amqp_url: str, probe: BrokerProbe, events: int, exchange: str, folde
     of the first and of the last WINDOW events from the sampled queue depth."""
     url = harness.sqlite_url(folder, "big.db")
     seeded = seed(url, events, exchange)
+    probe.refresh()
     api = ReplayApi(url, folder)
     try:
         before_kb = api.process.status_kb("VmRSS")

@@ -480,7 +480,8 @@ def prune_run(args, settings: Settings, probe: BrokerProbe, source: Archive, fol
             go.set()
             out.print(f"prune: {args.prune_warmup + args.prune_baseline:g} s of warm-up and baseline at "
                       f"{args.prune_rate:g}/s done; pruning")
-            wait_until(lambda: not sender.is_alive(), "the publisher to finish", every=0.1, check=check)
+            wait_until(lambda: not sender.is_alive(), "the publisher to finish", every=0.1, check=check,
+                       timeout=args.prune_seconds + harness.TIMEOUT)
             stop.set()  # the publishing is over: a prune still running stops here
             check()
             prune_started, prune_ended, deleted, stopped = report.get(timeout=120)
