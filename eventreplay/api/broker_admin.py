@@ -4,24 +4,18 @@ dropped while idle (missed heartbeats) is replaced once, transparently."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Callable, TypeVar
 
 import pika
-import pika.exceptions
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
-from eventreplay.broker import CONNECTION_ERRORS, DEFAULT_QUEUE_TYPE, close_quietly, connect, declare_queue
+from eventreplay.broker import (
+    CONNECTION_ERRORS, DEFAULT_QUEUE_TYPE, QueueStats, close_quietly, connect, declare_queue, queue_stats,
+)
 from eventreplay.replay.spec import ReplaySpec
 from eventreplay.replay.targets import ensure_target
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class QueueStats:
-    messages: int  # ready to deliver (not counting those delivered and not yet acked)
-    consumers: int
 
 
 class BrokerAdmin:
@@ -62,18 +56,7 @@ class BrokerAdmin:
     def queue_stats(self, name: str) -> QueueStats | None:
         """Depth and consumer count of a queue (a passive declare, on a throwaway channel); None when
         the queue does not exist. Broker errors propagate (CONNECTION_ERRORS)."""
-        def look(connection: pika.BlockingConnection) -> QueueStats | None:
-            channel = connection.channel()
-            try:
-                ok = channel.queue_declare(name, passive=True).method
-            except pika.exceptions.ChannelClosedByBroker as closed:
-                if closed.reply_code == 404:
-                    return None
-                raise
-            close_quietly(channel)
-            return QueueStats(messages=ok.message_count, consumers=ok.consumer_count)
-
-        return self._run(look)
+        return self._run(lambda connection: queue_stats(connection, name))
 
     def close(self) -> None:
         with self._lock:

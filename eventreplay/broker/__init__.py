@@ -11,13 +11,14 @@ from eventreplay.broker.properties import (
 )
 from eventreplay.broker.publisher import ConfirmedPublisher, PublishFailed
 from eventreplay.broker.topology import (
-    DEFAULT_QUEUE_TYPE, QUEUE_TYPES, ArchiveTopology, declare_exchange, declare_queue, queue_arguments,
+    DEFAULT_QUEUE_TYPE, QUEUE_TYPES, ArchiveTopology, QueueStats, declare_exchange, declare_queue, queue_arguments,
+    queue_stats,
 )
 
 __all__ = [
     "CONNECTION_ERRORS", "DEFAULT_QUEUE_TYPE", "QUEUE_TYPES", "REPLAY_ID_HEADER", "ArchiveTopology", "ConfirmTracker",
     "ConfirmedPublisher", "PublishFailed", "amqp_urls", "broker_address", "close_quietly", "connect",
     "connect_until_stopped", "connected_node", "connection_parameters", "declare_exchange", "declare_queue",
-    "queue_arguments",
+    "QueueStats", "queue_arguments", "queue_stats",
     "event_properties", "is_replay", "properties_from_dict", "properties_to_dict", "republished_properties",
 ]

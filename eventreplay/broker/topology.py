@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import pika
 import pika.exceptions
 
 log = logging.getLogger(__name__)
@@ -116,3 +117,24 @@ class ArchiveTopology:
         declare_queue(channel.connection, self.queue, self.queue_type)
         channel.queue_bind(self.queue, self.exchange, routing_key="#")
         declare_queue(channel.connection, self.dead_letter_queue, self.queue_type)
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    messages: int  # ready to deliver (not counting those delivered and not yet acked)
+    consumers: int
+
+
+def queue_stats(connection: pika.BlockingConnection, name: str) -> QueueStats | None:
+    """Depth and consumer count of a queue, by a passive declare on a throwaway channel (a 404
+    closes only that channel); None when the queue does not exist."""
+    channel = connection.channel()
+    try:
+        ok = channel.queue_declare(name, passive=True).method
+    except pika.exceptions.ChannelClosedByBroker as closed:
+        if closed.reply_code == 404:
+            return None
+        raise
+    if channel.is_open:
+        channel.close()
+    return QueueStats(messages=ok.message_count, consumers=ok.consumer_count)

@@ -28,7 +28,9 @@ import pika
 import pika.exceptions
 from pika.spec import BasicProperties
 
-from eventreplay.broker import CONNECTION_ERRORS, ConfirmedPublisher, PublishFailed, close_quietly, connect
+from eventreplay.broker import (
+    CONNECTION_ERRORS, ConfirmedPublisher, PublishFailed, close_quietly, connect, queue_stats,
+)
 from eventreplay.dead_letters.delivery_limit import DeliveryLimit, find_delivery_limit
 from eventreplay.dead_letters.letters import (
     DeadLetterView, delivery_count, redrive_properties, refreshed_properties, view_of,
@@ -276,12 +278,5 @@ class DeadLetterBox:
     @staticmethod
     def _depth(connection: pika.BlockingConnection, queue: str) -> int | None:
         """Ready messages in the queue; None when it does not exist."""
-        channel = connection.channel()
-        try:
-            ok = channel.queue_declare(queue, passive=True).method
-        except pika.exceptions.ChannelClosedByBroker as closed:
-            if closed.reply_code == 404:
-                return None
-            raise
-        channel.close()
-        return ok.message_count
+        stats = queue_stats(connection, queue)
+        return None if stats is None else stats.messages
