@@ -168,7 +168,7 @@ class InProcessConsumer:
     def __init__(self, settings: Settings, store_url: str):
         self.store = open_store(store_url)
         self.consumer = ArchiveConsumer(settings.model_copy(update={"event_store_url": store_url}), self.store,
-                                        summary_every=3600)
+                                        summary_every=3600, store_url=store_url if settings.writer_process else None)
         self.thread = threading.Thread(target=self.consumer.run, daemon=True)
         self.thread.start()
 
@@ -354,6 +354,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, help="BATCH_SIZE for the consumers (default: settings)")
     parser.add_argument("--prefetch", type=int, help="PREFETCH for the consumers (default: settings)")
     parser.add_argument("--latency-ms", type=int, help="BATCH_MAX_LATENCY_MS for the consumers (default: settings)")
+    parser.add_argument("--writer", choices=("process", "thread"),
+                        help="WRITER_PROCESS for the consumers: store in a child process or a thread (default: settings)")
     parser.add_argument("--repeat", type=int, default=3, help="runs; one row each plus the median")
     args = parser.parse_args()
     if args.live and args.backlog:
@@ -373,8 +375,10 @@ def main() -> None:
     args = parse_args()
     settings = get_settings()
     configure_logging("WARNING")
+    writer = None if args.writer is None else int(args.writer == "process")
     overrides = {name: value for name, value in (("BATCH_SIZE", args.batch_size), ("PREFETCH", args.prefetch),
-                                                 ("BATCH_MAX_LATENCY_MS", args.latency_ms)) if value is not None}
+                                                 ("BATCH_MAX_LATENCY_MS", args.latency_ms),
+                                                 ("WRITER_PROCESS", writer)) if value is not None}
     effective = settings.model_copy(update={key.lower(): value for key, value in overrides.items()})
     esdb_url = os.environ.get("ESDB_URL")
     out = harness.console()
@@ -397,7 +401,8 @@ def main() -> None:
            else f"{'/'.join(map(str, args.consumers))} consumer.py process(es)")
     mode = "first publish -> all stored" if args.live else "backlog: consumers attached -> all stored"
     title = f"ingest of {args.events:,} events, {mode}, vs a raw drain"
-    caption = (f"Project: {how}, batch {effective.batch_size}, prefetch {effective.prefetch}, "
+    writes = "a writer process" if effective.writer_process else "a writer thread"
+    caption = (f"Project: {how} storing through {writes}, batch {effective.batch_size}, prefetch {effective.prefetch}, "
                f"{effective.batch_max_latency_ms} ms; raw drain: one pika consumer, prefetch {RAW_PREFETCH}, ack "
                f"multiple every {RAW_ACK_EVERY}, nothing stored. "
                f"Starts seen by passive declare every {ATTACH_POLL * 1000:.0f} ms; stores polled every "

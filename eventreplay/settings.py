@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(500, ge=1, le=10_000, description="events stored per transaction at most")
     batch_max_latency_ms: int = Field(50, ge=1, le=10_000, description="longest wait to fill a batch")
     prefetch: int = Field(2000, ge=1, le=65_535, description="unacked messages the consumer may hold")
+    writer_process: bool = Field(
+        True, description="the consumer stores batches in a child process (a second core); false: in a thread",
+    )
     consumer_metrics_port: int = Field(
         9464, ge=0, le=65_535, description="port of the consumer's Prometheus /metrics (0: not served)",
     )

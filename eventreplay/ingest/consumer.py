@@ -2,8 +2,8 @@
 
 One BlockingConnection, two channels: one consumes the archive queue (manual acks, prefetch), one
 publishes dead letters with confirms. Deliveries are triaged as they arrive and gathered in a Batch;
-a batch goes to the BatchWriter (a thread, so the next batch fills while this one is written) when
-full or old enough; once stored, its dead letters are published and confirmed, then everything up
+a batch goes to the BatchWriter (a child process or a thread, so the next batch fills while this one
+is written: writer.py) when full, old enough or the writer is idle; once stored, its dead letters are published and confirmed, then everything up
 to its last delivery tag is acked with one multiple-ack.
 
 Failures never ack. When the broker goes away we reconnect (unacked messages come back). When the
@@ -41,7 +41,8 @@ from eventreplay.ingest.dead_letters import publish_dead_letters
 from eventreplay.ingest.observer import IngestObserver, NoObserver
 from eventreplay.ingest.stats import IngestStats
 from eventreplay.ingest.triage import triage
-from eventreplay.ingest.writer import BatchWriter
+from eventreplay.ingest.store_process import ProcessBatchWriter
+from eventreplay.ingest.writer import BatchWriter, ThreadBatchWriter
 from eventreplay.retrying import Interrupted, RetryPolicy, one_line
 from eventreplay.settings import Settings
 from eventreplay.store import EventStore, PersistenceError
@@ -67,8 +68,11 @@ class TopologyRefused(Exception):
 
 class ArchiveConsumer:
     def __init__(self, settings: Settings, store: EventStore, *, client_name: str = "eventreplay-consumer",
-                 summary_every: float = SUMMARY_EVERY, observer: IngestObserver | None = None):
-        self.settings, self.store = settings, store
+                 summary_every: float = SUMMARY_EVERY, observer: IngestObserver | None = None,
+                 store_url: str | None = None):
+        # store_url: batches are stored by a child process with a store of its own opened from this
+        # URL (the same archive as `store`, which then serves only probes); None: by a thread on `store`
+        self.settings, self.store, self.store_url = settings, store, store_url
         self.topology = ArchiveTopology(settings.exchange, settings.archive_queue, settings.dead_letter_queue,
                                         settings.queue_type)
         self.client_name, self.summary_every = client_name, summary_every
@@ -148,8 +152,7 @@ class ArchiveConsumer:
         channel.basic_qos(prefetch_count=self.settings.prefetch)
         dead_letters = ConfirmedPublisher(connection)
         # the writer's wake-up makes process_data_events return as soon as a batch is stored
-        writer = BatchWriter(self.store, wake=lambda: connection.add_callback_threadsafe(_nothing),
-                             on_commit=self.observer.store_committed)
+        writer = self._writer(wake=lambda: connection.add_callback_threadsafe(_nothing))
         try:
             consumer_tag = channel.basic_consume(self.topology.queue, self._on_message, auto_ack=False)
             self.consuming.set()
@@ -176,6 +179,12 @@ class ArchiveConsumer:
         finally:
             self.consuming.clear()
             writer.close()
+
+    def _writer(self, wake) -> BatchWriter:
+        if self.store_url is None:
+            return ThreadBatchWriter(self.store, wake, on_commit=self.observer.store_committed)
+        return ProcessBatchWriter(self.store_url, self.settings.indexed_field_names, wake,
+                                  on_commit=self.observer.store_committed, log_level=self.settings.log_level)
 
     def _declare(self, channel) -> None:
         try:

@@ -77,7 +77,8 @@ def _archive(settings: Settings, stop: threading.Event, consumer: list[ArchiveCo
         if not policy.keeps_everything:
             pruner = Pruner(store, policy, settings.prune_interval_s)
             pruner.start()
-        consumer.append(ArchiveConsumer(settings, store, observer=metrics))
+        consumer.append(ArchiveConsumer(settings, store, observer=metrics,
+                                        store_url=settings.event_store_url if settings.writer_process else None))
         if not stop.is_set():
             consumer[0].run()
         if pruner is not None:

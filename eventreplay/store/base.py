@@ -34,6 +34,9 @@ class EventRejected(PersistenceError):
         first = next(iter(self.reasons.items()), ("?", "?"))
         super().__init__(f"{len(self.reasons)} event(s) refused by the store, e.g. {first[0]}: {first[1]}")
 
+    def __reduce__(self):  # pickled as it was built (it crosses to the consumer from a writer process)
+        return type(self), (self.reasons,)
+
 
 class InvalidStoreURL(PersistenceError, ValueError):
     """EVENT_STORE_URL names no backend we know, or is malformed."""
