@@ -23,7 +23,8 @@ What is measured, one row per run (`--repeat`, default 3) plus the median:
   own). The emulator used in development is a slow stand-in: compare its figures only relatively.
 - `--big N`: one replay of N SQLite events through a fresh API process: the API process's peak RSS
   (/proc/PID/status VmHWM) and the rate of the first and of the last 100,000 events, from samples
-  of the queue depth taken every few milliseconds.
+  of the queue depth taken every few milliseconds; then the same N events published raw into a
+  fresh queue, sampled the same way, to tell the broker's own slowing from ours.
 
 Both publishers run in processes of their own, so the benchmark's polling never shares their GIL;
 all of them share the machine's cores with the broker. Each clock starts after a second of quiet
@@ -177,7 +178,8 @@ def _raw_publisher(amqp_url: str, store_url: str, queue: str, ready, go, report)
     connection.close()
 
 
-def time_raw_publish(amqp_url: str, store_url: str, probe: BrokerProbe, events: int) -> dict:
+def time_raw_publish(amqp_url: str, store_url: str, probe: BrokerProbe, events: int,
+                     samples: list[tuple[float, int]] | None = None) -> dict:
     """The ceiling's clock: first basic_publish -> the queue holds all N (the same polling as the API)."""
     spawn = multiprocessing.get_context("spawn")
     queue = unique("bench-raw")
@@ -194,13 +196,20 @@ def time_raw_publish(amqp_url: str, store_url: str, probe: BrokerProbe, events: 
         wait_until(ready.is_set, "the raw publisher to load its messages", timeout=300, every=0.05, check=check)
         time.sleep(harness.SETTLE)
         go.set()
-        full_at = wait_until(lambda: probe.depth(queue) >= events, f"{events} raw messages in {queue}", check=check)
+        def full() -> bool:
+            depth = probe.depth(queue)
+            if samples is not None:
+                samples.append((time.monotonic(), depth))
+            return depth >= events
+
+        full_at = wait_until(full, f"{events} raw messages in {queue}", check=check)
         first, last_sent = report.get(timeout=60)
     finally:
         harness.cleanup(lambda: child.join(30), lambda: child.is_alive() and child.terminate(),
                         lambda: probe.delete([queue]))
     elapsed = full_at - first
-    return {"raw_s": elapsed, "raw_rate": events / elapsed, "raw_sent_s": last_sent - first}
+    return {"raw_s": elapsed, "raw_rate": events / elapsed, "raw_sent_s": last_sent - first, "raw_first": first,
+            "raw_full_at": full_at}
 
 
 # a run, and the --big run ------------------------------------------------------------------------------
@@ -240,12 +249,19 @@ def big_run(amqp_url: str, probe: BrokerProbe, events: int, exchange: str, folde
         peak_kb = api.process.status_kb("VmHWM")
     finally:
         api.close()
+    # the same N messages published raw into a fresh queue of the same kind, sampled the same way:
+    # does the broker itself slow down as one queue fills with a million messages?
+    raw_samples: list[tuple[float, int]] = []
+    raw = time_raw_publish(amqp_url, url, probe, events, raw_samples)
     window = min(WINDOW, events)
     first_s = crossing(samples, window) - run["sent"]
     last_s = run["full_at"] - crossing(samples, events - window)
+    raw_first_s = crossing(raw_samples, window) - raw["raw_first"]
+    raw_last_s = raw["raw_full_at"] - crossing(raw_samples, events - window)
     return {"events": events, "seeded_s": seeded, "s": run["s"], "rate": run["rate"],
             "answered_s": run["answered_s"], "first_rate": window / first_s, "last_rate": window / last_s,
-            "window": window, "rss_before_mb": before_kb / 1024, "peak_mb": peak_kb / 1024}
+            "window": window, "rss_before_mb": before_kb / 1024, "peak_mb": peak_kb / 1024,
+            "raw_rate": raw["raw_rate"], "raw_first_rate": window / raw_first_s, "raw_last_rate": window / raw_last_s}
 
 
 # output -----------------------------------------------------------------------------------------------
@@ -275,15 +291,22 @@ def print_big(out, big: dict) -> None:
 
     table = Table(title=f"replay of {big['events']:,} SQLite events through a fresh Replay API process")
     for title in ("events", "POST->last in queue s", "events/s", f"first {big['window']:,} /s",
-                  f"last {big['window']:,} /s", "POST answered s", "API RSS before MB", "API peak RSS MB"):
+                  f"last {big['window']:,} /s", "last/first", f"raw first {big['window']:,} /s",
+                  f"raw last {big['window']:,} /s", "raw last/first", "POST answered s", "API RSS before MB",
+                  "API peak RSS MB"):
         table.add_column(title, justify="right")
     table.add_row(f"{big['events']:,}", harness.seconds(big["s"]), harness.rate(big["rate"]),
                   harness.rate(big["first_rate"]), harness.rate(big["last_rate"]),
+                  harness.share(big["last_rate"] / big["first_rate"]),
+                  harness.rate(big["raw_first_rate"]), harness.rate(big["raw_last_rate"]),
+                  harness.share(big["raw_last_rate"] / big["raw_first_rate"]),
                   harness.seconds(big["answered_s"]), f"{big['rss_before_mb']:.0f}", f"{big['peak_mb']:.0f}")
     out.print(table)
     out.print(f"seeded in {big['seeded_s']:.0f} s (untimed); peak RSS = VmHWM of the API process over its whole "
               "life; first/last windows from queue-depth samples every "
-              f"{harness.POLL * 1000:.0f} ms")
+              f"{harness.POLL * 1000:.0f} ms; raw = the same events published with plain basic_publish (no "
+              "confirms) into a fresh queue of the same kind, sampled the same way: how much the broker itself "
+              "slows as one queue fills")
 
 
 def main() -> None:
