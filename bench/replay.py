@@ -24,7 +24,8 @@ What is measured, one row per run (`--repeat`, default 3) plus the median:
 - `--big N`: one replay of N SQLite events through a fresh API process: the API process's peak RSS
   (/proc/PID/status VmHWM) and the rate of the first and of the last 100,000 events, from samples
   of the queue depth taken every few milliseconds; then the same N events published raw into a
-  fresh queue, sampled the same way, to tell the broker's own slowing from ours.
+  fresh queue, sampled the same way, and once more through the ConfirmedPublisher alone, to tell
+  the broker's own slowing (as one queue fills; its confirms) from ours.
 
 Both publishers run in processes of their own, so the benchmark's polling never shares their GIL;
 all of them share the machine's cores with the broker. Each clock starts after a second of quiet
@@ -51,7 +52,7 @@ import harness  # noqa: E402  (puts the project on sys.path)
 import httpx  # noqa: E402
 from harness import BrokerProbe, Column, ProjectProcess, TIMEOUT, unique, wait_until  # noqa: E402
 
-from eventreplay.broker import connect, properties_to_dict  # noqa: E402
+from eventreplay.broker import ConfirmedPublisher, connect, properties_to_dict  # noqa: E402
 from eventreplay.logs import configure_logging  # noqa: E402
 from eventreplay.replay.messages import replay_properties  # noqa: E402
 from eventreplay.schema import parse_event  # noqa: E402
@@ -160,10 +161,12 @@ def time_api_replay(api: ReplayApi, probe: BrokerProbe, events: int,
 
 
 # the ceiling ----------------------------------------------------------------------------------------
-def _raw_publisher(amqp_url: str, store_url: str, queue: str, ready, go, report) -> None:
+def _raw_publisher(amqp_url: str, store_url: str, queue: str, ready, go, report, confirmed: bool = False) -> None:
     """Child process: read every stored event and build the properties a replay would send (before
-    the clock), then on `go` publish them with plain basic_publish and report the first publish's
-    monotonic time (one clock for all processes on Linux) and when the last one was handed to pika."""
+    the clock), then on `go` publish them with plain basic_publish (or, `confirmed`, through the
+    project's ConfirmedPublisher with the replay's window, nothing else) and report the first
+    publish's monotonic time (one clock for all processes on Linux) and when the last one was
+    handed to pika."""
     replay_id = str(uuid.uuid4())
     with open_store(store_url) as store:
         messages = [(event.body, replay_properties(event, replay_id=replay_id)) for event in store.read(EventQuery())]
@@ -172,20 +175,27 @@ def _raw_publisher(amqp_url: str, store_url: str, queue: str, ready, go, report)
     ready.set()
     go.wait()
     first = time.monotonic()
-    for body, properties in messages:
-        channel.basic_publish("", queue, body, properties)
+    if confirmed:
+        publisher = ConfirmedPublisher(connection, window=get_settings().replay_window)
+        for body, properties in messages:
+            publisher.publish("", queue, body, properties)
+        publisher.wait_for_confirms()
+    else:
+        for body, properties in messages:
+            channel.basic_publish("", queue, body, properties)
     report.put((first, time.monotonic()))
     connection.close()
 
 
 def time_raw_publish(amqp_url: str, store_url: str, probe: BrokerProbe, events: int,
-                     samples: list[tuple[float, int]] | None = None) -> dict:
+                     samples: list[tuple[float, int]] | None = None, confirmed: bool = False) -> dict:
     """The ceiling's clock: first basic_publish -> the queue holds all N (the same polling as the API)."""
     spawn = multiprocessing.get_context("spawn")
     queue = unique("bench-raw")
     probe.declare_queue(queue)
     ready, go, report = spawn.Event(), spawn.Event(), spawn.Queue()
-    child = spawn.Process(target=_raw_publisher, args=(amqp_url, store_url, queue, ready, go, report), daemon=True)
+    child = spawn.Process(target=_raw_publisher, args=(amqp_url, store_url, queue, ready, go, report, confirmed),
+                          daemon=True)
     child.start()
 
     def check() -> None:
@@ -251,17 +261,19 @@ def big_run(amqp_url: str, probe: BrokerProbe, events: int, exchange: str, folde
         api.close()
     # the same N messages published raw into a fresh queue of the same kind, sampled the same way:
     # does the broker itself slow down as one queue fills with a million messages?
-    raw_samples: list[tuple[float, int]] = []
-    raw = time_raw_publish(amqp_url, url, probe, events, raw_samples)
+    # ... and through the project's ConfirmedPublisher alone (no store, no API): the broker's confirms
     window = min(WINDOW, events)
-    first_s = crossing(samples, window) - run["sent"]
-    last_s = run["full_at"] - crossing(samples, events - window)
-    raw_first_s = crossing(raw_samples, window) - raw["raw_first"]
-    raw_last_s = raw["raw_full_at"] - crossing(raw_samples, events - window)
-    return {"events": events, "seeded_s": seeded, "s": run["s"], "rate": run["rate"],
-            "answered_s": run["answered_s"], "first_rate": window / first_s, "last_rate": window / last_s,
-            "window": window, "rss_before_mb": before_kb / 1024, "peak_mb": peak_kb / 1024,
-            "raw_rate": raw["raw_rate"], "raw_first_rate": window / raw_first_s, "raw_last_rate": window / raw_last_s}
+    big = {"events": events, "seeded_s": seeded, "s": run["s"], "rate": run["rate"], "answered_s": run["answered_s"],
+           "first_rate": window / (crossing(samples, window) - run["sent"]),
+           "last_rate": window / (run["full_at"] - crossing(samples, events - window)),
+           "window": window, "rss_before_mb": before_kb / 1024, "peak_mb": peak_kb / 1024}
+    for key, confirmed in (("raw", False), ("confirmed", True)):
+        raw_samples: list[tuple[float, int]] = []
+        probe.refresh()
+        raw = time_raw_publish(amqp_url, url, probe, events, raw_samples, confirmed=confirmed)
+        big[f"{key}_first_rate"] = window / (crossing(raw_samples, window) - raw["raw_first"])
+        big[f"{key}_last_rate"] = window / (raw["raw_full_at"] - crossing(raw_samples, events - window))
+    return big
 
 
 # output -----------------------------------------------------------------------------------------------
@@ -291,8 +303,8 @@ def print_big(out, big: dict) -> None:
 
     table = Table(title=f"replay of {big['events']:,} SQLite events through a fresh Replay API process")
     for title in ("events", "POST->last in queue s", "events/s", f"first {big['window']:,} /s",
-                  f"last {big['window']:,} /s", "last/first", f"raw first {big['window']:,} /s",
-                  f"raw last {big['window']:,} /s", "raw last/first", "POST answered s", "API RSS before MB",
+                  f"last {big['window']:,} /s", "last/first", "raw: first /s", "last /s", "last/first",
+                  "confirmed: first /s", "last /s", "last/first", "POST answered s", "API RSS before MB",
                   "API peak RSS MB"):
         table.add_column(title, justify="right")
     table.add_row(f"{big['events']:,}", harness.seconds(big["s"]), harness.rate(big["rate"]),
@@ -300,13 +312,16 @@ def print_big(out, big: dict) -> None:
                   harness.share(big["last_rate"] / big["first_rate"]),
                   harness.rate(big["raw_first_rate"]), harness.rate(big["raw_last_rate"]),
                   harness.share(big["raw_last_rate"] / big["raw_first_rate"]),
+                  harness.rate(big["confirmed_first_rate"]), harness.rate(big["confirmed_last_rate"]),
+                  harness.share(big["confirmed_last_rate"] / big["confirmed_first_rate"]),
                   harness.seconds(big["answered_s"]), f"{big['rss_before_mb']:.0f}", f"{big['peak_mb']:.0f}")
     out.print(table)
     out.print(f"seeded in {big['seeded_s']:.0f} s (untimed); peak RSS = VmHWM of the API process over its whole "
               "life; first/last windows from queue-depth samples every "
               f"{harness.POLL * 1000:.0f} ms; raw = the same events published with plain basic_publish (no "
               "confirms) into a fresh queue of the same kind, sampled the same way: how much the broker itself "
-              "slows as one queue fills")
+              "slows as one queue fills; confirmed = the same through the project's ConfirmedPublisher alone "
+              "(REPLAY_WINDOW in flight, no store, no API): the broker's confirms as the queue fills")
 
 
 def main() -> None:

@@ -55,7 +55,12 @@ class ProcessBatchWriter(BatchWriter):
             target=_child, name="eventreplay-store-writer", daemon=True,
             args=(store_url, indexed_fields, log_level, batches_out, results_in, self._no_more_retries),
         )
-        self._process.start()
+        try:
+            self._process.start()
+        except OSError as error:  # no process to be had now (EAGAIN, EMFILE): the consumer retries later
+            for end in (batches_out, batches_in, results_out, results_in):
+                end.close()
+            raise PersistenceError(f"cannot start the store's writer process: {error}") from None
         batches_out.close()  # the child's ends: when the child ends, our reads see the end of the pipe
         results_in.close()
         self._batches, self._results = batches_in, results_out
