@@ -389,9 +389,12 @@ def test_the_consumer_reconnects_when_the_broker_drops_its_connection(amqp_url, 
     assert set(stored_by_id(store)) == {event.event_id for event in events}
 
 
-def test_an_event_too_large_for_eventstoredb_is_dead_lettered_and_the_rest_stored(amqp_url, esdb_base_url, archive):
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_an_event_too_large_for_eventstoredb_is_dead_lettered_and_the_rest_stored(
+        amqp_url, esdb_base_url, archive, writer):
     # EventStoreDB refuses appends over 1 MiB: such an event must not block the archive forever
-    # (redelivered, refused, redelivered...); it goes to the dead-letter queue with the reason.
+    # (redelivered, refused, redelivered...); it goes to the dead-letter queue with the reason. The
+    # writer process (WRITER_PROCESS) says which events were refused across its pipe.
     store_url = with_stream_prefix(esdb_base_url, f"big-{uuid.uuid4().hex[:8]}-")
     valid = EventFactory(seed=5).take(30)
     big = json.dumps({
@@ -402,7 +405,8 @@ def test_an_event_too_large_for_eventstoredb_is_dead_lettered_and_the_rest_store
     messages.append(("product-events", big, pika.BasicProperties(message_id="big-one")))
     messages += [(e.routing_key, e.body, e.properties) for e in valid[15:]]
     with open_store(store_url) as store:
-        with running_consumer(consumer_settings(amqp_url, store_url, archive), store) as consumer:
+        with running_consumer(consumer_settings(amqp_url, store_url, archive), store,
+                               store_url=store_url if writer == "process" else None) as consumer:
             publish_raw(amqp_url, archive["exchange"], messages)
             wait_for(lambda: consumer.stats.stored >= 30 and consumer.stats.dead_lettered >= 1, timeout=60,
                      what="30 events stored and the big one dead-lettered")

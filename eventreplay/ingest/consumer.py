@@ -2,9 +2,10 @@
 
 One BlockingConnection, two channels: one consumes the archive queue (manual acks, prefetch), one
 publishes dead letters with confirms. Deliveries are triaged as they arrive and gathered in a Batch;
-a batch goes to the BatchWriter (a child process or a thread, so the next batch fills while this one
-is written: writer.py) when full, old enough or the writer is idle; once stored, its dead letters are published and confirmed, then everything up
-to its last delivery tag is acked with one multiple-ack.
+a batch goes to the BatchWriter (writer.py: a child process by default, or a thread; either way the
+next batch fills while this one is written) when full, old enough or the writer is idle; once
+stored, its dead letters are published and confirmed, then everything up to its last delivery tag
+is acked with one multiple-ack.
 
 Failures never ack. When the broker goes away we reconnect (unacked messages come back). When the
 store is unavailable (a full disk, EventStoreDB down) the writer retries the batch in place until

@@ -49,21 +49,21 @@ class ProcessBatchWriter(BatchWriter):
     def __init__(self, store_url: str, indexed_fields: tuple[str, ...], wake: Callable[[], None],
                  on_commit: Callable[[float], None] | None = None, log_level: str = "INFO"):
         super().__init__(wake, on_commit, no_more_retries=_CONTEXT.Event())
-        batches_out, batches_in = _CONTEXT.Pipe(duplex=False)
-        results_out, results_in = _CONTEXT.Pipe(duplex=False)
+        child_reads, we_send = _CONTEXT.Pipe(duplex=False)  # batches
+        we_read, child_sends = _CONTEXT.Pipe(duplex=False)  # results
         self._process = _CONTEXT.Process(
             target=_child, name="eventreplay-store-writer", daemon=True,
-            args=(store_url, indexed_fields, log_level, batches_out, results_in, self._no_more_retries),
+            args=(store_url, indexed_fields, log_level, child_reads, child_sends, self._no_more_retries),
         )
         try:
             self._process.start()
         except OSError as error:  # no process to be had now (EAGAIN, EMFILE): the consumer retries later
-            for end in (batches_out, batches_in, results_out, results_in):
+            for end in (child_reads, we_send, we_read, child_sends):
                 end.close()
             raise PersistenceError(f"cannot start the store's writer process: {error}") from None
-        batches_out.close()  # the child's ends: when the child ends, our reads see the end of the pipe
-        results_in.close()
-        self._batches, self._results = batches_in, results_out
+        child_reads.close()  # the child's ends: once the child ends, our reads see the end of the pipe
+        child_sends.close()
+        self._batches, self._results = we_send, we_read
         self._in_flight: collections.deque[Batch] = collections.deque()
         self._lock = threading.Lock()
         self._ended: BaseException | None = None  # the child is gone: every batch gets this
