@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -224,6 +225,49 @@ class StoredCount:
         self.store.close()
 
 
+# where the CPU goes ------------------------------------------------------------------------------------------
+class CpuMeter:
+    """CPU seconds (user + system, from /proc) of the parts of one consumer.py: its connection thread
+    (the process's main thread), its writer process (the pid its log names, with WRITER_PROCESS), and
+    the RabbitMQ node when exactly one runs on this machine. Parts it cannot see are left out."""
+
+    def __init__(self, consumer: ProjectProcess, writer_process: bool):
+        pid = consumer.pid
+        self.stats = {"cpu_conn": f"/proc/{pid}/task/{pid}/stat"}
+        if writer_process:
+            found = wait_until(lambda: _writer_pid(consumer), "the consumer's writer process", timeout=30,
+                               every=0.01, check=consumer.check) and _writer_pid(consumer)
+            self.stats["cpu_writer"] = f"/proc/{found}/stat"
+        brokers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _is_beam(p)]
+        if len(brokers) == 1:
+            self.stats["cpu_broker"] = f"{brokers[0]}/stat"
+        self.start = self._now()
+
+    def _now(self) -> dict[str, float]:
+        ticks = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for key, path in self.stats.items():
+            fields = Path(path).read_text().rsplit(")", 1)[1].split()
+            out[key] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+        return out
+
+    def per_event_us(self, events: int) -> dict[str, float]:
+        end = self._now()
+        return {key: (end[key] - self.start[key]) / events * 1e6 for key in self.stats}
+
+
+def _writer_pid(consumer: ProjectProcess) -> int | None:
+    found = re.findall(r"storing batches in writer process (\d+)", consumer.log_path.read_text(errors="replace"))
+    return int(found[-1]) if found else None
+
+
+def _is_beam(proc: Path) -> bool:
+    try:
+        return b"beam.smp" in (proc / "cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 # one measurement -------------------------------------------------------------------------------------------
 def attach_times(bench: Bench, queue: str, children: list) -> list[float]:
     """The monotonic times at which the queue first showed 1, 2, ... len(children) consumers."""
@@ -263,7 +307,12 @@ def measure(bench: Bench, store_url: str | None) -> dict:
             started, run["publish_s"] = publisher_report()
         else:
             started, run["head"] = attached[-1], counter.now() if counter else 0
+            writer_process = bool(bench.overrides.get("WRITER_PROCESS", bench.settings.writer_process))
+            meter = (CpuMeter(children[0], writer_process)
+                     if counter and len(children) == 1 and isinstance(children[0], ProjectProcess) else None)
             ended = finished()
+            if meter:
+                run.update(meter.per_event_us(bench.n - run["head"]))
         run["s"] = ended - started
         run["rate"] = (bench.n - run["head"]) / run["s"]
         if counter and counter.sqlite and counter.store.count() != bench.n:
@@ -335,6 +384,10 @@ def columns(bench: Bench, esdb: bool, counts: tuple[int, ...]) -> list[Column]:
             cols.append(Column(f"{key}_ratio", f"{name}/raw", harness.share))
         if key != "raw" and len(counts) > 1 and consumers != counts[0]:
             cols.append(Column(f"{key}_scale", f"{name} / x{counts[0]}", lambda value: f"{value:.2f}x"))
+        if key != "raw" and consumers == 1 and not bench.live:
+            cols += [Column(f"{key}_{part}", f"{name} {title} µs/event", lambda value: f"{value:.0f}")
+                     for part, title in (("cpu_conn", "connection thread"), ("cpu_writer", "writer process"),
+                                         ("cpu_broker", "RabbitMQ"))]
         if bench.live:
             cols.append(Column(f"{key}_publish_s", f"{name}: publisher s", harness.seconds))
         elif consumers > 1 and key != "raw":
