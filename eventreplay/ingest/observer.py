@@ -1,6 +1,7 @@
 """What the archive consumer tells whoever watches it (the Prometheus metrics of ingest/metrics.py),
 as the replay engine tells a ReplayObserver. Called from the consumer's connection thread, except
-`store_committed` (a thread of the batch writer: its own, or the one reading the writer process's results)."""
+`store_committed` (a thread of the batch writer: its own, or the one reading the writer process's
+results)."""
 from __future__ import annotations
 
 from typing import Protocol

@@ -116,6 +116,7 @@ class ProcessBatchWriter(BatchWriter):
 
 
 def _plain(event: NewEvent) -> tuple:
+    # NewEvent's fields in their declared order, without the payload: the child calls NewEvent(*fields)
     return (event.event_id, event.event_type, event.timestamp, event.body, event.routing_key, event.exchange,
             event.received_at, event.properties)
 
